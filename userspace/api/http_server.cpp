@@ -65,7 +65,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       }
       start_ = std::chrono::steady_clock::now();
       if (ec == http::error::body_limit) {
-        return reply("?", "?", json_error(413, "PayloadTooLarge",
+        const auto& h = parser_->get();
+        std::string target(h.target());
+        return reply(std::string(h.method_string()), target.substr(0, target.find('?')), json_error(413, "PayloadTooLarge",
                                           "the body exceeds " + std::to_string(srv_->opts.body_limit) + " bytes"),
                      false);
       }

@@ -1,0 +1,27 @@
+// xgwd's daemon settings: defaults, then the YAML file (--config), then
+// command-line flags. Unknown keys and bad values are errors, so a typo
+// never silently falls back to a default.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/expected.h"
+#include "control/rules.h"
+
+namespace xgw::xgwd {
+
+struct Config {
+  std::string state_dir = "/var/lib/xgw";
+  std::string api_listen = "127.0.0.1:9740";
+  std::string api_token_file;  // empty: <state_dir>/api-token
+  std::string log_level = "info";
+  control::Quotas quotas;
+};
+
+// Applies the YAML document in `path` on top of `base`.
+Expected<Config, std::string> load_config_file(const std::string& path, Config base);
+// Same, from YAML text (for tests).
+Expected<Config, std::string> parse_config(const std::string& yaml, Config base);
+
+}  // namespace xgw::xgwd

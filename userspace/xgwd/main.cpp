@@ -1,0 +1,205 @@
+// xgwd: the xgw daemon. Today it serves the control plane: the object
+// store and the REST API. Later issues attach IKE, the data plane and
+// metrics to the same process.
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "api/http_server.h"
+#include "api/rest_api.h"
+#include "common/log.h"
+#include "control/service.h"
+#include "store/store.h"
+#include "xgwd/config.h"
+
+namespace {
+
+using namespace xgw;
+
+// Writes `content` to `path` atomically (temp file, fsync, rename) with `mode`.
+Expected<void, SysError> write_file_atomic(const std::string& path, const std::string& content,
+                                           mode_t mode) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return unexpected(SysError{"open " + tmp, errno});
+  const bool ok = ::fchmod(fd, mode) == 0 &&
+                  ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+                  ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return unexpected(SysError{"write " + tmp, err});
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return unexpected(SysError{"rename " + tmp, errno});
+  return {};
+}
+
+std::string random_token() {
+  unsigned char b[24];
+  if (RAND_bytes(b, sizeof b) != 1) abort();
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char x : b) s += hex[x >> 4], s += hex[x & 15];
+  return s;
+}
+
+// The API token: read from the configured file, or generated on first
+// start into <state_dir>/api-token (mode 0600).
+Expected<std::string, std::string> load_token(const xgwd::Config& cfg) {
+  const bool generated_path = cfg.api_token_file.empty();
+  const std::string path = generated_path ? cfg.state_dir + "/api-token" : cfg.api_token_file;
+  std::ifstream f(path);
+  if (f) {
+    std::string tok;
+    std::getline(f, tok);
+    while (!tok.empty() && (tok.back() == '\r' || tok.back() == ' ')) tok.pop_back();
+    if (tok.size() < 16) return unexpected("token file " + path + " holds fewer than 16 characters");
+    return tok;
+  }
+  if (!generated_path) return unexpected("cannot read token file " + path);
+  const std::string tok = random_token();
+  if (auto r = write_file_atomic(path, tok + "\n", 0600); !r) return unexpected(r.error().message());
+  log::info("api.token_created", {{"path", path}});
+  return tok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"xgwd - the xgw VPN gateway daemon"};
+  std::string config_path, state_dir, api_listen, log_level, token_file;
+  app.add_option("--config", config_path, "YAML file with daemon settings");
+  app.add_option("--state-dir", state_dir, "state directory (default /var/lib/xgw)");
+  app.add_option("--api-listen", api_listen, "REST API address ADDR:PORT (default 127.0.0.1:9740)");
+  app.add_option("--api-token-file", token_file, "read the API token from this file");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  CLI11_PARSE(app, argc, argv);
+
+  // Flags override the file; the file overrides defaults. Kept so SIGHUP
+  // can re-read the file and re-apply the same flags.
+  auto effective = [&]() -> Expected<xgwd::Config, std::string> {
+    xgwd::Config c;
+    if (!config_path.empty()) {
+      auto r = xgwd::load_config_file(config_path, c);
+      if (!r) return r;
+      c = *r;
+    }
+    if (!state_dir.empty()) c.state_dir = state_dir;
+    if (!api_listen.empty()) c.api_listen = api_listen;
+    if (!token_file.empty()) c.api_token_file = token_file;
+    if (!log_level.empty()) c.log_level = log_level;
+    return c;
+  };
+  auto cfg = effective();
+  if (!cfg) {
+    std::fprintf(stderr, "xgwd: %s\n", cfg.error().c_str());
+    return 2;
+  }
+  log::init(cfg->log_level);
+  auto hp = api::parse_host_port(cfg->api_listen);
+  if (!hp) {
+    log::error("xgwd.bad_config", {{"error", "api listen: " + hp.error()}});
+    return 2;
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg->state_dir, ec);
+  if (ec || ::chmod(cfg->state_dir.c_str(), 0700) != 0) {
+    log::error("xgwd.state_dir", {{"path", cfg->state_dir}, {"error", ec ? ec.message() : std::strerror(errno)}});
+    return 1;
+  }
+  auto token = load_token(*cfg);
+  if (!token) {
+    log::error("api.token", {{"error", token.error()}});
+    return 1;
+  }
+  const std::string db_path = cfg->state_dir + "/xgw.db";
+  auto store = store::Store::open(db_path);
+  if (!store) {
+    log::error("store.open", {{"path", db_path}, {"error", store.error().message}});
+    return 1;
+  }
+
+  boost::asio::io_context io;
+  control::ControlPlane cp(**store, cfg->quotas);
+
+  // The reconciler: turns committed changes into running state. Today a
+  // gateway has no data plane to provision, so activation is immediate;
+  // it runs after the API reply, as provisioning will.
+  auto activate = [&cp](const std::string& id) {
+    auto r = cp.set_gateway_status(id, "running");
+    if (r) log::info("gateway.running", {{"gateway", id}});
+    else log::error("gateway.activate_failed", {{"gateway", id}, {"error", r.error().message}});
+  };
+  cp.set_observer([&io, activate](const control::Change& c) {
+    log::info("control.change", {{"kind", c.kind == control::Change::Kind::Gateway ? "vpn_gateway"
+                                          : c.kind == control::Change::Kind::CustomerGateway
+                                              ? "customer_gateway"
+                                              : "vpn_connection"},
+                                 {"op", c.op == control::Change::Op::Created   ? "created"
+                                        : c.op == control::Change::Op::Updated ? "updated"
+                                                                               : "deleted"},
+                                 {"id", c.id}});
+    if (c.kind == control::Change::Kind::Gateway && c.op == control::Change::Op::Created) {
+      boost::asio::post(io, [activate, id = c.id] { activate(id); });
+    }
+  });
+  if (auto gws = (*store)->gateways()) {
+    for (const auto& g : *gws)
+      if (g.status == "pending") boost::asio::post(io, [activate, id = g.id] { activate(id); });
+  }
+
+  api::Router router = api::make_rest_api(cp);
+  api::HttpServer server(io, router, {*token, api::kMaxBodyBytes, std::chrono::seconds(30)});
+  auto ep = server.listen(hp->first, hp->second);
+  if (!ep) {
+    log::error("api.listen", {{"error", ep.error().message()}});
+    return 1;
+  }
+  const std::string bound = (ep->address().is_v6() ? "[" + ep->address().to_string() + "]"
+                                                   : ep->address().to_string()) +
+                            ":" + std::to_string(ep->port());
+  // Tells xgwctl and tests where the API is (useful with port 0).
+  if (auto r = write_file_atomic(cfg->state_dir + "/api.addr", bound + "\n", 0644); !r) {
+    log::error("api.addr_file", {{"error", r.error().message()}});
+    return 1;
+  }
+  log::info("xgwd.started", {{"version", XGW_VERSION}, {"state_dir", cfg->state_dir},
+                             {"api", bound}, {"schema", (*store)->schema_version().value()}});
+
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& e, int sig) {
+        if (e) return;
+        if (sig == SIGHUP) {
+          auto next = effective();
+          if (!next) {
+            log::error("xgwd.reload_failed", {{"error", next.error()}});
+          } else {
+            log::set_level(next->log_level);
+            cp.set_quotas(next->quotas);
+            log::info("xgwd.reloaded", {{"log_level", next->log_level}});
+            if (next->api_listen != cfg->api_listen || next->state_dir != cfg->state_dir)
+              log::warn("xgwd.reload_partial", {{"reason", "state_dir and api.listen change only on restart"}});
+          }
+          signals.async_wait(on_signal);
+          return;
+        }
+        log::info("xgwd.stopping", {{"signal", sig}});
+        server.stop();
+        io.stop();
+      };
+  signals.async_wait(on_signal);
+  io.run();
+  ::unlink((cfg->state_dir + "/api.addr").c_str());
+  log::info("xgwd.stopped");
+  return 0;
+}
