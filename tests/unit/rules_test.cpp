@@ -491,6 +491,33 @@ TEST(Rules, CustomerGatewayRules) {
   EXPECT_FALSE(check_customer_gateway_delete(peer(), 0));
 }
 
+TEST(Rules, SslServer) {
+  auto g = gateway();
+  g.type = GatewayType::Ssl;
+  SslServer s{C("10.0.1.0/24"), C("192.168.100.0/24"), 10};
+  EXPECT_FALSE(check_ssl_server(s, g));
+  for (const char* pool : {"172.20.0.0/16", "10.200.0.0/20"}) {
+    s.client_pool = C(pool);
+    EXPECT_FALSE(check_ssl_server(s, g)) << pool;
+  }
+  // Outside the private ranges, wrong mask, or overlapping the VPC.
+  for (const char* pool : {"100.64.0.0/24", "172.32.0.0/24", "192.168.0.0/15", "10.200.0.0/25",
+                           "10.0.0.0/8", "10.0.5.0/24"}) {
+    s.client_pool = C(pool);
+    expect_error(check_ssl_server(s, g), 400, "InvalidValue", "client_pool");
+  }
+  s.client_pool = C("192.168.100.0/24");
+  s.local_cidr = C("10.1.0.0/24");
+  expect_error(check_ssl_server(s, g), 400, "InvalidValue", "local_cidr");
+  s.local_cidr = C("10.0.1.0/24");
+  for (uint32_t m : {0u, 4u, 30u, 101u}) {
+    s.max_connections = m;
+    expect_error(check_ssl_server(s, g), 400, "InvalidValue", "max_connections");
+  }
+  s.max_connections = 100;
+  EXPECT_FALSE(check_ssl_server(s, gateway()) == std::nullopt);  // an ipsec gateway
+}
+
 TEST(Rules, ConnectionUpdateKeepsEndpoints) {
   auto a = conn("a", {});
   auto b = a;

@@ -190,6 +190,14 @@ struct VpnConnection {
   std::string updated_at;
 };
 
+// The SSL VPN endpoint of an `ssl` gateway (SPEC §2, §9). Its API arrives
+// with the SSL VPN; its rules are enforced here with the others.
+struct SslServer {
+  net::Cidr local_cidr;   // what clients may reach; inside the VPC CIDR
+  net::Cidr client_pool;  // addresses handed to clients
+  uint32_t max_connections = 5;
+};
+
 inline constexpr uint32_t kBandwidthTiers[] = {5, 10, 20, 50, 100, 200, 500, 1000};
 
 }  // namespace xgw::control

@@ -506,6 +506,35 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
   return check_spd_overlap(c, others);
 }
 
+Check check_ssl_server(const SslServer& s, const VpnGateway& gw) {
+  if (gw.type != GatewayType::Ssl) {
+    return invalid("vgw_id", "gateway " + gw.id + " is an ipsec gateway; an SSL server needs an ssl gateway");
+  }
+  static const net::Cidr kPrivate[] = {*net::Cidr::parse("10.0.0.0/8"), *net::Cidr::parse("172.16.0.0/12"),
+                                       *net::Cidr::parse("192.168.0.0/16")};
+  const auto& pool = s.client_pool;
+  const bool is_private = std::any_of(std::begin(kPrivate), std::end(kPrivate),
+                                      [&](const net::Cidr& p) { return p.contains(pool); });
+  if (!is_private) {
+    return invalid("client_pool", "client_pool " + pool.str() +
+                                      " must lie in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16");
+  }
+  if (pool.len < 16 || pool.len > 24) {
+    return invalid("client_pool", "client_pool " + pool.str() + " must have a mask from /16 to /24");
+  }
+  if (pool.overlaps(gw.local_cidr)) {
+    return invalid("client_pool", "client_pool " + pool.str() + " overlaps the VPC CIDR " + gw.local_cidr.str());
+  }
+  if (!gw.local_cidr.contains(s.local_cidr)) {
+    return invalid("local_cidr", "local_cidr " + s.local_cidr.str() + " is not inside the VPC CIDR " +
+                                     gw.local_cidr.str());
+  }
+  for (uint32_t m : {5u, 10u, 20u, 50u, 100u}) {
+    if (s.max_connections == m) return std::nullopt;
+  }
+  return invalid("max_connections", "max_connections must be 5, 10, 20, 50 or 100");
+}
+
 Check check_gateway_update(const VpnGateway& before, const VpnGateway& after,
                            std::span<const VpnConnection> connections) {
   if (before.type != after.type) {

@@ -55,6 +55,11 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
 // and remote CIDR. `others` are the gateway's other connections.
 Check check_spd_overlap(const VpnConnection& c, std::span<const VpnConnection> others);
 
+// SSL server: pool in 10/8, 172.16/12 or 192.168/16 with a /16-/24 mask,
+// apart from the VPC CIDR; local CIDR inside it; max connections a tier.
+// One pool per server is structural (SslServer holds one).
+Check check_ssl_server(const SslServer& s, const VpnGateway& gw);
+
 // --- changes ---------------------------------------------------------------
 Check check_gateway_update(const VpnGateway& before, const VpnGateway& after,
                            std::span<const VpnConnection> connections);
