@@ -24,7 +24,9 @@ quotas:
 )";
 
 json gw_body(const std::string& name, json extra = json::object()) {
-  json g{{"name", name}, {"bandwidth", 100}, {"local_cidr", "10.0.0.0/16"},
+  json g{{"name", name},
+         {"bandwidth", 100},
+         {"local_cidr", "10.0.0.0/16"},
          {"public_ips", {"198.51.100.10"}}};
   g.merge_patch(extra);
   return {{"vpn_gateway", g}};
@@ -34,8 +36,8 @@ json cgw_body(const std::string& name, const std::string& ip, json extra = json:
   c.merge_patch(extra);
   return {{"customer_gateway", c}};
 }
-json conn_body(const std::string& name, const std::string& vgw, const std::string& cgw,
-               json rules, json extra = json::object()) {
+json conn_body(const std::string& name, const std::string& vgw, const std::string& cgw, json rules,
+               json extra = json::object()) {
   json c{{"name", name}, {"vgw_id", vgw}, {"cgw_id", cgw}, {"policy_rules", rules}};
   c.merge_patch(extra);
   return {{"vpn_connection", c}};
@@ -84,7 +86,8 @@ class ApiTest : public ::testing::Test {
         EXPECT_EQ(j["error"].value("field", ""), field) << r.body;
       }
     }
-    EXPECT_TRUE(d_.db_bytes() == before) << "database changed by a rejected " << method << " " << path;
+    EXPECT_TRUE(d_.db_bytes() == before)
+        << "database changed by a rejected " << method << " " << path;
     return j;
   }
 
@@ -92,7 +95,7 @@ class ApiTest : public ::testing::Test {
 };
 
 TEST_F(ApiTest, TokenIsRequiredAndPrivate) {
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((d_.dir() / "api-token").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_GE(d_.token().size(), 32u);
@@ -112,18 +115,21 @@ TEST_F(ApiTest, CrudOfEveryObject) {
   EXPECT_TRUE(g.contains("created_at") && g.contains("updated_at"));
   EXPECT_EQ(d_.get("/v1/vpn-gateways").json()["vpn_gateways"].size(), 1u);
 
-  auto p = d_.patch("/v1/vpn-gateways/" + gw, {{"vpn_gateway", {{"bandwidth", 20}, {"name", "gw2"}}}});
+  auto p =
+      d_.patch("/v1/vpn-gateways/" + gw, {{"vpn_gateway", {{"bandwidth", 20}, {"name", "gw2"}}}});
   ASSERT_EQ(p.status, 200) << p.body;
   EXPECT_EQ(p.json()["vpn_gateway"]["bandwidth"], 20);
   EXPECT_EQ(p.json()["vpn_gateway"]["local_cidr"], "10.0.0.0/16");  // untouched fields stay
 
-  const auto cgw = create("/v1/customer-gateways", cgw_body("peer", "203.0.113.20", {{"bgp_asn", 65000}}),
-                          "customer_gateway");
+  const auto cgw =
+      create("/v1/customer-gateways", cgw_body("peer", "203.0.113.20", {{"bgp_asn", 65000}}),
+             "customer_gateway");
   EXPECT_EQ(d_.get("/v1/customer-gateways/" + cgw).json()["customer_gateway"]["bgp_asn"], 65000);
 
-  auto cr = d_.post("/v1/vpn-connections",
-                    conn_body("c1", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})},
-                              {{"ikepolicy", {{"ike_version", "v2"}, {"encryption_algorithm", "aes-256"}}}}));
+  auto cr = d_.post(
+      "/v1/vpn-connections",
+      conn_body("c1", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})},
+                {{"ikepolicy", {{"ike_version", "v2"}, {"encryption_algorithm", "aes-256"}}}}));
   ASSERT_EQ(cr.status, 201) << cr.body;
   auto c = cr.json()["vpn_connection"];
   const std::string cid = c["id"];
@@ -134,8 +140,9 @@ TEST_F(ApiTest, CrudOfEveryObject) {
   EXPECT_EQ(c["tunnels"][0]["local_ip"], "198.51.100.10");
   EXPECT_EQ(c["tunnels"][0]["ha_role"], "master");
 
-  auto up = d_.patch("/v1/vpn-connections/" + cid,
-                     {{"vpn_connection", {{"policy_rules", {rule("10.0.2.0/24", {"192.168.2.0/24"})}}}}});
+  auto up =
+      d_.patch("/v1/vpn-connections/" + cid,
+               {{"vpn_connection", {{"policy_rules", {rule("10.0.2.0/24", {"192.168.2.0/24"})}}}}});
   ASSERT_EQ(up.status, 200) << up.body;
   EXPECT_EQ(up.json()["vpn_connection"]["policy_rules"][0]["source"], "10.0.2.0/24");
   EXPECT_EQ(up.json()["vpn_connection"]["ikepolicy"]["encryption_algorithm"], "aes-256");
@@ -148,10 +155,13 @@ TEST_F(ApiTest, CrudOfEveryObject) {
 }
 
 TEST_F(ApiTest, DualTunnelConnectionsTakeDualTunnelDefaults) {
-  const auto gw = create("/v1/vpn-gateways", gw_body("dual", {{"public_ips", {"198.51.100.10", "198.51.100.11"}}}),
-                         "vpn_gateway");
-  const auto cgw = create("/v1/customer-gateways", cgw_body("p", "203.0.113.20"), "customer_gateway");
-  auto r = d_.post("/v1/vpn-connections", conn_body("c", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})}));
+  const auto gw =
+      create("/v1/vpn-gateways",
+             gw_body("dual", {{"public_ips", {"198.51.100.10", "198.51.100.11"}}}), "vpn_gateway");
+  const auto cgw =
+      create("/v1/customer-gateways", cgw_body("p", "203.0.113.20"), "customer_gateway");
+  auto r = d_.post("/v1/vpn-connections",
+                   conn_body("c", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})}));
   ASSERT_EQ(r.status, 201) << r.body;
   auto c = r.json()["vpn_connection"];
   ASSERT_EQ(c["tunnels"].size(), 2u);
@@ -166,8 +176,10 @@ TEST_F(ApiTest, DualTunnelConnectionsTakeDualTunnelDefaults) {
 
 TEST_F(ApiTest, EverySpecRuleViolationIsRejectedAndStoresNothing) {
   const auto gw = make_gateway();
-  const auto cgw = create("/v1/customer-gateways", cgw_body("p1", "203.0.113.20"), "customer_gateway");
-  const auto cgw2 = create("/v1/customer-gateways", cgw_body("p2", "203.0.113.21"), "customer_gateway");
+  const auto cgw =
+      create("/v1/customer-gateways", cgw_body("p1", "203.0.113.20"), "customer_gateway");
+  const auto cgw2 =
+      create("/v1/customer-gateways", cgw_body("p2", "203.0.113.21"), "customer_gateway");
   // SPEC §3's worked example, spread over two connections of one gateway.
   ASSERT_EQ(d_.post("/v1/vpn-connections",
                     conn_body("a", gw, cgw,
@@ -185,13 +197,15 @@ TEST_F(ApiTest, EverySpecRuleViolationIsRejectedAndStoresNothing) {
 
   // SPD overlap: 10.0.0.0/24 -> 192.168.1.0/24 fails ...
   expect_rejected("PATCH", C + "/" + bid,
-                  conn_patch({{"policy_rules", {rule("10.0.2.0/24", {"192.168.2.0/24"}),
-                                                rule("10.0.0.0/24", {"192.168.1.0/24"})}}}),
+                  conn_patch({{"policy_rules",
+                               {rule("10.0.2.0/24", {"192.168.2.0/24"}),
+                                rule("10.0.0.0/24", {"192.168.1.0/24"})}}}),
                   409, "SpdOverlap", "policy_rules[1].destination[0]");
   // ... and 10.0.1.0/24 -> 192.168.1.0/24 succeeds (checked after the rejections).
 
   // Bandwidth tiers and tier-change ranges.
-  expect_rejected("POST", G, gw_body("x", {{"bandwidth", 30}}).dump(), 400, "InvalidValue", "bandwidth");
+  expect_rejected("POST", G, gw_body("x", {{"bandwidth", 30}}).dump(), 400, "InvalidValue",
+                  "bandwidth");
   expect_rejected("PATCH", G + "/" + gw, json{{"vpn_gateway", {{"bandwidth", 200}}}}.dump(), 400,
                   "TierChangeNotAllowed", "bandwidth");
   expect_rejected("PATCH", G + "/" + gw, json{{"vpn_gateway", {{"type", "ssl"}}}}.dump(), 400,
@@ -201,17 +215,20 @@ TEST_F(ApiTest, EverySpecRuleViolationIsRejectedAndStoresNothing) {
   expect_rejected("POST", G, gw_body("bad name!").dump(), 400, "InvalidValue", "name");
   // Customer gateway IP classes.
   for (const char* ip : {"0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1", "169.254.1.1",
-                         "10.0.0.0", "10.255.255.255", "172.16.0.0", "172.16.255.255", "192.168.1.0",
-                         "192.168.1.255", "240.0.0.1"}) {
+                         "10.0.0.0", "10.255.255.255", "172.16.0.0", "172.16.255.255",
+                         "192.168.1.0", "192.168.1.255", "240.0.0.1"}) {
     expect_rejected("POST", P, cgw_body("x", ip).dump(), 400, "InvalidValue", "ip");
   }
   expect_rejected("POST", P, cgw_body("x", "203.0.113.20").dump(), 409, "Duplicate", "ip");
-  expect_rejected("POST", P, cgw_body("x", "203.0.113.30", {{"bgp_asn", 0}}).dump(), 400, "InvalidValue", "bgp_asn");
+  expect_rejected("POST", P, cgw_body("x", "203.0.113.30", {{"bgp_asn", 0}}).dump(), 400,
+                  "InvalidValue", "bgp_asn");
   // One connection per gateway and customer gateway.
-  expect_rejected("POST", C, conn_body("x", gw, cgw, {rule("10.1.0.0/24", {"192.168.9.0/24"})}).dump(), 409,
+  expect_rejected("POST", C,
+                  conn_body("x", gw, cgw, {rule("10.1.0.0/24", {"192.168.9.0/24"})}).dump(), 409,
                   "Duplicate", "cgw_id");
   // (a third customer gateway for connection-level checks)
-  const auto cgw3 = create("/v1/customer-gateways", cgw_body("p3", "203.0.113.22"), "customer_gateway");
+  const auto cgw3 =
+      create("/v1/customer-gateways", cgw_body("p3", "203.0.113.22"), "customer_gateway");
   auto cx = [&](json rules, json extra = json::object()) {
     return conn_body("x", gw, cgw3, std::move(rules), std::move(extra)).dump();
   };
@@ -231,40 +248,47 @@ TEST_F(ApiTest, EverySpecRuleViolationIsRejectedAndStoresNothing) {
   expect_rejected("POST", C, cy({rule("10.0.9.0/24", {"10.0.8.0/24"})}), 400, "InvalidValue",
                   "policy_rules[0].destination[0]");
   // Rules and CIDRs per connection (3 and 4 in this config).
-  expect_rejected("POST", C,
-                  cy({rule("10.0.1.0/24", {"192.168.1.0/24"}), rule("10.0.2.0/24", {"192.168.1.0/24"}),
-                      rule("10.0.3.0/24", {"192.168.1.0/24"}), rule("10.0.4.0/24", {"192.168.1.0/24"})}),
-                  409, "QuotaExceeded", "policy_rules");
+  expect_rejected(
+      "POST", C,
+      cy({rule("10.0.1.0/24", {"192.168.1.0/24"}), rule("10.0.2.0/24", {"192.168.1.0/24"}),
+          rule("10.0.3.0/24", {"192.168.1.0/24"}), rule("10.0.4.0/24", {"192.168.1.0/24"})}),
+      409, "QuotaExceeded", "policy_rules");
   expect_rejected("POST", C,
                   cy({rule("10.0.1.0/24", {"192.168.1.0/24", "192.168.2.0/24", "192.168.3.0/24",
                                            "192.168.4.0/24", "192.168.5.0/24"})}),
                   409, "QuotaExceeded", "policy_rules[0].destination");
   // PSK charset and length.
   expect_rejected("POST", C, cy(ok_rule, {{"psk", "with space"}}), 400, "InvalidValue", "psk");
-  expect_rejected("POST", C, cy(ok_rule, {{"psk", std::string(101, 'k')}}), 400, "InvalidValue", "psk");
+  expect_rejected("POST", C, cy(ok_rule, {{"psk", std::string(101, 'k')}}), 400, "InvalidValue",
+                  "psk");
   expect_rejected("POST", C, cy(ok_rule, {{"psk", ""}}), 400, "InvalidValue", "psk");
   // Lifetimes and DPD ranges.
-  expect_rejected("POST", C, cy(ok_rule, {{"ikepolicy", {{"lifetime_seconds", 59}}}}), 400, "InvalidValue",
-                  "ikepolicy.lifetime_seconds");
+  expect_rejected("POST", C, cy(ok_rule, {{"ikepolicy", {{"lifetime_seconds", 59}}}}), 400,
+                  "InvalidValue", "ikepolicy.lifetime_seconds");
   expect_rejected("POST", C, cy(ok_rule, {{"ipsecpolicy", {{"lifetime_seconds", 604801}}}}), 400,
                   "InvalidValue", "ipsecpolicy.lifetime_seconds");
-  expect_rejected("POST", C, cy(ok_rule, {{"ikepolicy", {{"dpd", {{"interval", 5}}}}}}), 400, "InvalidValue",
-                  "ikepolicy.dpd.interval");
-  expect_rejected("POST", C, cy(ok_rule, {{"ikepolicy", {{"dpd", {{"timeout", 61}}}}}}), 400, "InvalidValue",
-                  "ikepolicy.dpd.timeout");
+  expect_rejected("POST", C, cy(ok_rule, {{"ikepolicy", {{"dpd", {{"interval", 5}}}}}}), 400,
+                  "InvalidValue", "ikepolicy.dpd.interval");
+  expect_rejected("POST", C, cy(ok_rule, {{"ikepolicy", {{"dpd", {{"timeout", 61}}}}}}), 400,
+                  "InvalidValue", "ikepolicy.dpd.timeout");
   // BGP tunnel CIDR rules.
   auto bgp = [&](const char* cidr, const char* ip) {
-    return conn_body("y", gw2, cgw3, json::array(),
-                     {{"style", "BGP"}, {"tunnels", {{{"tunnel_cidr", cidr}, {"local_bgp_ip", ip}}}}})
+    return conn_body(
+               "y", gw2, cgw3, json::array(),
+               {{"style", "BGP"}, {"tunnels", {{{"tunnel_cidr", cidr}, {"local_bgp_ip", ip}}}}})
         .dump();
   };
-  expect_rejected("POST", C, bgp("169.254.10.0/30", "169.254.10.1"), 400, "InvalidValue", "cgw_id");  // no ASN
+  expect_rejected("POST", C, bgp("169.254.10.0/30", "169.254.10.1"), 400, "InvalidValue",
+                  "cgw_id");  // no ASN
   ASSERT_EQ(d_.patch(P + "/" + cgw3, {{"customer_gateway", {{"bgp_asn", 65010}}}}).status, 200);
-  expect_rejected("POST", C, bgp("169.254.3.0/30", "169.254.3.1"), 400, "InvalidValue", "tunnels[0].tunnel_cidr");
+  expect_rejected("POST", C, bgp("169.254.3.0/30", "169.254.3.1"), 400, "InvalidValue",
+                  "tunnels[0].tunnel_cidr");
   expect_rejected("POST", C, bgp("169.254.169.252/30", "169.254.169.253"), 400, "InvalidValue",
                   "tunnels[0].tunnel_cidr");
-  expect_rejected("POST", C, bgp("169.254.10.0/29", "169.254.10.1"), 400, "InvalidValue", "tunnels[0].tunnel_cidr");
-  expect_rejected("POST", C, bgp("169.254.10.0/30", "169.254.10.3"), 400, "InvalidValue", "tunnels[0].local_bgp_ip");
+  expect_rejected("POST", C, bgp("169.254.10.0/29", "169.254.10.1"), 400, "InvalidValue",
+                  "tunnels[0].tunnel_cidr");
+  expect_rejected("POST", C, bgp("169.254.10.0/30", "169.254.10.3"), 400, "InvalidValue",
+                  "tunnels[0].local_bgp_ip");
   // Gateway quota (3 in this config: gw, gw2 and one more).
   make_gateway("gw3");
   expect_rejected("POST", G, gw_body("gw4").dump(), 409, "QuotaExceeded");
@@ -274,18 +298,23 @@ TEST_F(ApiTest, EverySpecRuleViolationIsRejectedAndStoresNothing) {
   expect_rejected("DELETE", G + "/" + gw, "", 409, "InUse");
   expect_rejected("DELETE", P + "/" + cgw, "", 409, "InUse");
   // Immutable endpoints of a connection.
-  expect_rejected("PATCH", C + "/" + bid, conn_patch({{"cgw_id", cgw3}}), 400, "ImmutableField", "cgw_id");
+  expect_rejected("PATCH", C + "/" + bid, conn_patch({{"cgw_id", cgw3}}), 400, "ImmutableField",
+                  "cgw_id");
   // Unknown ids.
   expect_rejected("GET", G + "/vpngw-nope", "", 404, "NotFound");
   expect_rejected("PATCH", C + "/vpnconn-nope", conn_patch({{"name", "z"}}), 404, "NotFound");
   expect_rejected("DELETE", P + "/cgw-nope", "", 404, "NotFound");
-  expect_rejected("POST", C, conn_body("z", "vpngw-nope", cgw3, ok_rule).dump(), 404, "NotFound", "vgw_id");
-  expect_rejected("POST", C, conn_body("z", gw2, "cgw-nope", ok_rule).dump(), 404, "NotFound", "cgw_id");
+  expect_rejected("POST", C, conn_body("z", "vpngw-nope", cgw3, ok_rule).dump(), 404, "NotFound",
+                  "vgw_id");
+  expect_rejected("POST", C, conn_body("z", gw2, "cgw-nope", ok_rule).dump(), 404, "NotFound",
+                  "cgw_id");
 
   // And the allowed half of the worked example.
-  auto ok = d_.patch(C + "/" + bid, {{"vpn_connection",
-                                      {{"policy_rules", {rule("10.0.2.0/24", {"192.168.2.0/24"}),
-                                                         rule("10.0.1.0/24", {"192.168.1.0/24"})}}}}});
+  auto ok = d_.patch(
+      C + "/" + bid,
+      {{"vpn_connection",
+        {{"policy_rules",
+          {rule("10.0.2.0/24", {"192.168.2.0/24"}), rule("10.0.1.0/24", {"192.168.1.0/24"})}}}}});
   EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
@@ -296,15 +325,21 @@ TEST_F(ApiTest, HostileBodiesGetClearErrors) {
   expect_rejected("POST", G, "[]", 400, "InvalidBody");
   expect_rejected("POST", G, R"({"vpn_gateway": 5})", 400, "WrongType");
   expect_rejected("POST", G, R"({"vpn_gateway": {}, "extra": 1})", 400, "InvalidBody");
-  expect_rejected("POST", G, gw_body("g", {{"bandwidth", "100"}}).dump(), 400, "WrongType", "bandwidth");
-  expect_rejected("POST", G, gw_body("g", {{"bandwidth", 1e300}}).dump(), 400, "WrongType", "bandwidth");
-  expect_rejected("POST", G, gw_body("g", {{"bandwidth", -5}}).dump(), 400, "InvalidValue", "bandwidth");
-  expect_rejected("POST", G, gw_body("g", {{"colour", "red"}}).dump(), 400, "UnknownField", "colour");
-  expect_rejected("POST", G, gw_body("g", {{"id", "vpngw-mine"}}).dump(), 400, "ReadOnlyField", "id");
-  expect_rejected("POST", G, gw_body("g", {{"public_ips", "198.51.100.10"}}).dump(), 400, "WrongType",
-                  "public_ips");
+  expect_rejected("POST", G, gw_body("g", {{"bandwidth", "100"}}).dump(), 400, "WrongType",
+                  "bandwidth");
+  expect_rejected("POST", G, gw_body("g", {{"bandwidth", 1e300}}).dump(), 400, "WrongType",
+                  "bandwidth");
+  expect_rejected("POST", G, gw_body("g", {{"bandwidth", -5}}).dump(), 400, "InvalidValue",
+                  "bandwidth");
+  expect_rejected("POST", G, gw_body("g", {{"colour", "red"}}).dump(), 400, "UnknownField",
+                  "colour");
+  expect_rejected("POST", G, gw_body("g", {{"id", "vpngw-mine"}}).dump(), 400, "ReadOnlyField",
+                  "id");
+  expect_rejected("POST", G, gw_body("g", {{"public_ips", "198.51.100.10"}}).dump(), 400,
+                  "WrongType", "public_ips");
   expect_rejected("POST", G, "{\"vpn_gateway\": {\"name\": \"\xff\xfe\"}}", 400, "InvalidJson");
-  expect_rejected("POST", G, std::string(100000, '[') + std::string(100000, ']'), 400, "InvalidJson");
+  expect_rejected("POST", G, std::string(100000, '[') + std::string(100000, ']'), 400,
+                  "InvalidJson");
   // Declared as something other than JSON.
   {
     const std::string before = d_.db_bytes();
@@ -329,21 +364,26 @@ TEST_F(ApiTest, HostileBodiesGetClearErrors) {
 TEST_F(ApiTest, PskIsWriteOnly) {
   const std::string secret = "Sup3r-Secret_Psk!";
   const auto gw = make_gateway();
-  const auto cgw = create("/v1/customer-gateways", cgw_body("p", "203.0.113.20"), "customer_gateway");
-  auto r = d_.post("/v1/vpn-connections",
-                   conn_body("c", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})}, {{"psk", secret}}));
+  const auto cgw =
+      create("/v1/customer-gateways", cgw_body("p", "203.0.113.20"), "customer_gateway");
+  auto r = d_.post(
+      "/v1/vpn-connections",
+      conn_body("c", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})}, {{"psk", secret}}));
   ASSERT_EQ(r.status, 201) << r.body;
   const std::string id = r.json()["vpn_connection"]["id"];
   EXPECT_EQ(r.body.find(secret), std::string::npos);
   EXPECT_FALSE(r.json()["vpn_connection"].contains("psk"));
-  auto p = d_.patch("/v1/vpn-connections/" + id, {{"vpn_connection", {{"psk", secret + "2"}, {"name", "c2"}}}});
+  auto p = d_.patch("/v1/vpn-connections/" + id,
+                    {{"vpn_connection", {{"psk", secret + "2"}, {"name", "c2"}}}});
   ASSERT_EQ(p.status, 200) << p.body;
-  for (const auto& body : {d_.get("/v1/vpn-connections/" + id).body, d_.get("/v1/vpn-connections").body,
-                           p.body, d_.get("/v1/vpn-gateways").body}) {
+  for (const auto& body :
+       {d_.get("/v1/vpn-connections/" + id).body, d_.get("/v1/vpn-connections").body, p.body,
+        d_.get("/v1/vpn-gateways").body}) {
     EXPECT_EQ(body.find(secret), std::string::npos) << body;
   }
   // A bad PSK's error names the field, not the value.
-  auto bad = d_.patch("/v1/vpn-connections/" + id, {{"vpn_connection", {{"psk", "bad " + secret}}}});
+  auto bad =
+      d_.patch("/v1/vpn-connections/" + id, {{"vpn_connection", {{"psk", "bad " + secret}}}});
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(bad.body.find(secret), std::string::npos);
   const std::string log = d_.log();
@@ -353,15 +393,18 @@ TEST_F(ApiTest, PskIsWriteOnly) {
 
 TEST_F(ApiTest, GeneratedPskWhenOmitted) {
   const auto gw = make_gateway();
-  const auto cgw = create("/v1/customer-gateways", cgw_body("p", "203.0.113.20"), "customer_gateway");
-  auto r = d_.post("/v1/vpn-connections", conn_body("c", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})}));
+  const auto cgw =
+      create("/v1/customer-gateways", cgw_body("p", "203.0.113.20"), "customer_gateway");
+  auto r = d_.post("/v1/vpn-connections",
+                   conn_body("c", gw, cgw, {rule("10.0.1.0/24", {"192.168.1.0/24"})}));
   ASSERT_EQ(r.status, 201) << r.body;
   // Only the store sees it: 16 characters.
   const std::string db = d_.db_bytes();
   EXPECT_FALSE(r.json()["vpn_connection"].contains("psk"));
   EXPECT_EQ(d_.stop(), 0);
   const std::string out = [&] {
-    std::string cmd = "sqlite3 '" + (d_.dir() / "xgw.db").string() + "' 'SELECT length(psk) FROM vpn_connections'";
+    std::string cmd = "sqlite3 '" + (d_.dir() / "xgw.db").string() +
+                      "' 'SELECT length(psk) FROM vpn_connections'";
     FILE* f = ::popen(cmd.c_str(), "r");
     char buf[64] = {};
     if (f) {

@@ -11,7 +11,8 @@ namespace xgw::api {
 namespace {
 
 TEST(OpenApi, DocumentMatchesRegisteredRoutes) {
-  const auto dir = std::filesystem::temp_directory_path() / ("xgw-openapi-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("xgw-openapi-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto store = store::Store::open((dir / "xgw.db").string());
   ASSERT_TRUE(store);
@@ -34,7 +35,8 @@ TEST(OpenApi, DocumentMatchesRegisteredRoutes) {
   }
   EXPECT_FALSE(registered.empty());
   for (const auto& r : registered) EXPECT_TRUE(documented.count(r)) << "undocumented route: " << r;
-  for (const auto& d : documented) EXPECT_TRUE(registered.count(d)) << "documented but not served: " << d;
+  for (const auto& d : documented)
+    EXPECT_TRUE(registered.count(d)) << "documented but not served: " << d;
   std::filesystem::remove_all(dir);
 }
 

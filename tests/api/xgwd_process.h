@@ -42,8 +42,8 @@ class XgwdProcess {
  public:
   // `extra_config`: YAML written to <dir>/xgwd.yaml and passed with --config.
   explicit XgwdProcess(std::string extra_config = "") {
-    dir_ = fs::temp_directory_path() / ("xgwd-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(counter()++));
+    dir_ = fs::temp_directory_path() /
+           ("xgwd-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     config_ = std::move(extra_config);
@@ -60,7 +60,7 @@ class XgwdProcess {
   }
 
   void start() {
-    std::vector<std::string> args{binary(), "--state-dir", dir_.string(), "--api-listen",
+    std::vector<std::string> args{binary(),      "--state-dir", dir_.string(), "--api-listen",
                                   "127.0.0.1:0", "--log-level", "debug"};
     if (!config_.empty()) {
       std::ofstream(dir_ / "xgwd.yaml") << config_;
@@ -132,8 +132,12 @@ class XgwdProcess {
     return {static_cast<int>(res.result_int()), res.body()};
   }
   HttpResult get(const std::string& t) { return request("GET", t); }
-  HttpResult post(const std::string& t, const nlohmann::json& b) { return request("POST", t, b.dump()); }
-  HttpResult patch(const std::string& t, const nlohmann::json& b) { return request("PATCH", t, b.dump()); }
+  HttpResult post(const std::string& t, const nlohmann::json& b) {
+    return request("POST", t, b.dump());
+  }
+  HttpResult patch(const std::string& t, const nlohmann::json& b) {
+    return request("PATCH", t, b.dump());
+  }
   HttpResult del(const std::string& t) { return request("DELETE", t); }
 
   const fs::path& dir() const { return dir_; }

@@ -16,10 +16,10 @@ inline bool privileged_required() {
 }
 }  // namespace xgw::test
 
-#define XGW_REQUIRE_ROOT()                                                            \
-  do {                                                                                \
-    if (geteuid() != 0) {                                                             \
+#define XGW_REQUIRE_ROOT()                                                                       \
+  do {                                                                                           \
+    if (geteuid() != 0) {                                                                        \
       if (::xgw::test::privileged_required()) FAIL() << "needs root (XGW_REQUIRE_PRIVILEGED=1)"; \
-      GTEST_SKIP() << "needs root";                                                   \
-    }                                                                                 \
+      GTEST_SKIP() << "needs root";                                                              \
+    }                                                                                            \
   } while (0)

@@ -62,11 +62,12 @@ TEST(Codec, ErrorsNameTheField) {
       {R"({"id":"x"})", "ReadOnlyField", "id"},
       {R"({"style":"ROUTE"})", "InvalidValue", "style"},
       {R"({"policy_rules":"10.0.0.0/24"})", "WrongType", "policy_rules"},
-      {R"({"policy_rules":[{"source":"10.0.0.1/24","destination":["1.2.3.0/24"]}]})", "InvalidValue",
-       "policy_rules[0].source"},
-      {R"({"policy_rules":[{"source":"10.0.0.0/24","destination":["1.2.3.0/24", 7]}]})", "WrongType",
-       "policy_rules[0].destination[1]"},
-      {R"({"policy_rules":[{"source":"10.0.0.0/24"}]})", "MissingField", "policy_rules[0].destination"},
+      {R"({"policy_rules":[{"source":"10.0.0.1/24","destination":["1.2.3.0/24"]}]})",
+       "InvalidValue", "policy_rules[0].source"},
+      {R"({"policy_rules":[{"source":"10.0.0.0/24","destination":["1.2.3.0/24", 7]}]})",
+       "WrongType", "policy_rules[0].destination[1]"},
+      {R"({"policy_rules":[{"source":"10.0.0.0/24"}]})", "MissingField",
+       "policy_rules[0].destination"},
       {R"({"ikepolicy":{"dh_group":"group3"}})", "InvalidValue", "ikepolicy.dh_group"},
       {R"({"ikepolicy":{"dpd":{"interval":"30"}}})", "WrongType", "ikepolicy.dpd.interval"},
       {R"({"ikepolicy":{"dpd":{"x":1}}})", "UnknownField", "ikepolicy.dpd.x"},
@@ -135,19 +136,23 @@ TEST(Codec, Gateway) {
   ASSERT_TRUE(g) << g.error().message;
   EXPECT_EQ(g->type, GatewayType::Ipsec);
   EXPECT_EQ(to_json(*g, false)["local_cidr_v6"], "fd00::/48");
-  auto bad = gateway_from_json(Json::parse(R"({"name":"g","bandwidth":100,"local_cidr":"10.0.0.0/16","public_ips":["x"]})"));
+  auto bad = gateway_from_json(
+      Json::parse(R"({"name":"g","bandwidth":100,"local_cidr":"10.0.0.0/16","public_ips":["x"]})"));
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().field, "public_ips[0]");
-  bad = gateway_from_json(Json::parse(R"({"name":"g","bandwidth":100,"local_cidr":"10.0.0.0/16","public_ips":["1.2.3.4"],"status":"running"})"));
+  bad = gateway_from_json(Json::parse(
+      R"({"name":"g","bandwidth":100,"local_cidr":"10.0.0.0/16","public_ips":["1.2.3.4"],"status":"running"})"));
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, "ReadOnlyField");
 }
 
 TEST(Codec, CustomerGateway) {
-  auto c = customer_gateway_from_json(Json::parse(R"({"name":"p","ip":"203.0.113.5","bgp_asn":4294967295})"));
+  auto c = customer_gateway_from_json(
+      Json::parse(R"({"name":"p","ip":"203.0.113.5","bgp_asn":4294967295})"));
   ASSERT_TRUE(c);
   EXPECT_EQ(*c->bgp_asn, 4294967295u);
-  auto bad = customer_gateway_from_json(Json::parse(R"({"name":"p","ip":"203.0.113.5","bgp_asn":0})"));
+  auto bad =
+      customer_gateway_from_json(Json::parse(R"({"name":"p","ip":"203.0.113.5","bgp_asn":0})"));
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().field, "bgp_asn");
 }

@@ -20,7 +20,8 @@ api:
 quotas:
   gateways_per_vpc: 3
   cidrs_per_rule: 80
-)", Config{});
+)",
+                   Config{});
   ASSERT_TRUE(c) << c.error();
   EXPECT_EQ(c->state_dir, "/tmp/x");
   EXPECT_EQ(c->log_level, "debug");
@@ -32,9 +33,9 @@ quotas:
 }
 
 TEST(Config, RejectsTyposAndBadValues) {
-  for (const char* bad : {"stat_dir: /x", "api: {listn: x}", "quotas: {gateways: 1}",
-                          "quotas: {gateways_per_vpc: 0}", "quotas: {gateways_per_vpc: many}",
-                          "log_level: loud", "[1, 2]", "api: 5", "{unclosed"}) {
+  for (const char* bad :
+       {"stat_dir: /x", "api: {listn: x}", "quotas: {gateways: 1}", "quotas: {gateways_per_vpc: 0}",
+        "quotas: {gateways_per_vpc: many}", "log_level: loud", "[1, 2]", "api: 5", "{unclosed"}) {
     auto c = parse_config(bad, Config{});
     EXPECT_FALSE(c) << bad;
     if (!c) {

@@ -30,7 +30,8 @@ TEST(Cidr, HostBitsSetNamesTheNetwork) {
 }
 
 TEST(Cidr, ContainsAndOverlaps) {
-  auto a = *Cidr::parse("10.0.0.0/16"), b = *Cidr::parse("10.0.5.0/24"), c = *Cidr::parse("10.1.0.0/16");
+  auto a = *Cidr::parse("10.0.0.0/16"), b = *Cidr::parse("10.0.5.0/24"),
+       c = *Cidr::parse("10.1.0.0/16");
   EXPECT_TRUE(a.contains(b));
   EXPECT_FALSE(b.contains(a));
   EXPECT_TRUE(a.overlaps(b));

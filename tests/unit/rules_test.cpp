@@ -8,8 +8,12 @@
 namespace xgw::control {
 namespace {
 
-net::Cidr C(const char* s) { return *net::Cidr::parse(s); }
-net::IpAddr IP(const char* s) { return *net::IpAddr::parse(s); }
+net::Cidr C(const char* s) {
+  return *net::Cidr::parse(s);
+}
+net::IpAddr IP(const char* s) {
+  return *net::IpAddr::parse(s);
+}
 
 VpnGateway gateway(std::vector<const char*> ips = {"198.51.100.10"}) {
   VpnGateway g;
@@ -49,7 +53,8 @@ VpnConnection conn(std::string id, std::vector<PolicyRule> rules) {
   return c;
 }
 
-void expect_error(const Check& e, int status, const std::string& code, const std::string& field = "*") {
+void expect_error(const Check& e, int status, const std::string& code,
+                  const std::string& field = "*") {
   ASSERT_TRUE(e.has_value()) << "expected " << code;
   EXPECT_EQ(e->http_status, status) << e->message;
   EXPECT_EQ(e->code, code) << e->message;
@@ -63,7 +68,8 @@ void expect_error(const Check& e, int status, const std::string& code, const std
 
 TEST(Rules, BandwidthTiers) {
   for (uint32_t t : {5, 10, 20, 50, 100, 200, 500, 1000}) EXPECT_FALSE(check_bandwidth(t)) << t;
-  for (uint32_t t : {0, 1, 6, 99, 150, 300, 1001, 10000}) expect_error(check_bandwidth(t), 400, "InvalidValue", "bandwidth");
+  for (uint32_t t : {0, 1, 6, 99, 150, 300, 1001, 10000})
+    expect_error(check_bandwidth(t), 400, "InvalidValue", "bandwidth");
 }
 
 TEST(Rules, BandwidthChangeStaysWithinItsRange) {
@@ -87,8 +93,8 @@ TEST(Rules, Names) {
   expect_error(check_name("", 60), 400, "InvalidValue");
   expect_error(check_name("a b", 60), 400, "InvalidValue");
   expect_error(check_name("a.b", 60), 400, "InvalidValue");
-  expect_error(check_name("\xc1\xa1", 60), 400, "InvalidValue");  // overlong 'a'
-  expect_error(check_name("\xe4\xb8", 60), 400, "InvalidValue");  // truncated UTF-8
+  expect_error(check_name("\xc1\xa1", 60), 400, "InvalidValue");     // overlong 'a'
+  expect_error(check_name("\xe4\xb8", 60), 400, "InvalidValue");     // truncated UTF-8
   expect_error(check_name("caf\xc3\xa9", 60), 400, "InvalidValue");  // é is not CJK
 }
 
@@ -103,15 +109,32 @@ TEST(Rules, PublicIpAcceptsOrdinaryUnicast) {
 
 TEST(Rules, PublicIpRejectsEveryClass) {
   const char* bad[] = {
-      "0.0.0.0", "255.255.255.255", "0.1.2.3",              // all-zero / all-one / this network
-      "224.0.0.1", "239.255.255.255", "230.1.2.3",          // multicast
-      "127.0.0.1", "127.255.255.254",                       // loopback
-      "169.254.1.1", "169.254.169.254",                     // link-local
-      "240.0.0.1", "250.1.2.3",                             // reserved
-      "10.0.0.0", "10.255.255.255", "126.0.0.0",            // class A network / broadcast
-      "172.16.0.0", "172.16.255.255", "128.0.0.0",          // class B
-      "192.168.1.0", "192.168.1.255", "223.1.1.0",          // class C
-      "::", "::1", "ff02::1", "fe80::1", "::ffff:1.2.3.4",  // IPv6 specials
+      "0.0.0.0",
+      "255.255.255.255",
+      "0.1.2.3",  // all-zero / all-one / this network
+      "224.0.0.1",
+      "239.255.255.255",
+      "230.1.2.3",  // multicast
+      "127.0.0.1",
+      "127.255.255.254",  // loopback
+      "169.254.1.1",
+      "169.254.169.254",  // link-local
+      "240.0.0.1",
+      "250.1.2.3",  // reserved
+      "10.0.0.0",
+      "10.255.255.255",
+      "126.0.0.0",  // class A network / broadcast
+      "172.16.0.0",
+      "172.16.255.255",
+      "128.0.0.0",  // class B
+      "192.168.1.0",
+      "192.168.1.255",
+      "223.1.1.0",  // class C
+      "::",
+      "::1",
+      "ff02::1",
+      "fe80::1",
+      "::ffff:1.2.3.4",  // IPv6 specials
   };
   for (const char* ip : bad) expect_error(check_public_ip(IP(ip), "ip"), 400, "InvalidValue", "ip");
 }
@@ -278,7 +301,8 @@ TEST(Rules, SpdOverlapNeedsBothSidesAndCoversContainment) {
   // Remote overlaps, local apart -> fine.
   EXPECT_FALSE(check_spd_overlap(conn("n", {rule("10.1.0.0/24", {"192.168.7.0/24"})}), existing));
   // Within one connection: a later rule repeating a relation.
-  auto self = conn("s", {rule("10.1.0.0/24", {"172.16.0.0/24"}), rule("10.1.0.0/25", {"172.16.0.0/16"})});
+  auto self =
+      conn("s", {rule("10.1.0.0/24", {"172.16.0.0/24"}), rule("10.1.0.0/25", {"172.16.0.0/16"})});
   expect_error(check_spd_overlap(self, {}), 409, "SpdOverlap", "policy_rules[1].destination[0]");
   // Updating a connection does not conflict with its own stored version.
   EXPECT_FALSE(check_spd_overlap(existing[0], existing));
@@ -287,7 +311,8 @@ TEST(Rules, SpdOverlapNeedsBothSidesAndCoversContainment) {
 TEST(Rules, SpdIpv6RulesKeptApart) {
   auto g = gateway();
   g.local_cidr_v6 = C("fd00:10::/48");
-  auto c = conn("v6", {rule("fd00:10:0:1::/64", {"2001:db8:1::/48"}), rule("10.0.0.0/24", {"192.168.0.0/24"})});
+  auto c = conn("v6", {rule("fd00:10:0:1::/64", {"2001:db8:1::/48"}),
+                       rule("10.0.0.0/24", {"192.168.0.0/24"})});
   EXPECT_FALSE(check_connection(c, g, peer(), {}, Quotas{}));
   // v4 source with a v6 destination
   auto mixed = conn("m", {rule("10.0.0.0/24", {"2001:db8:1::/48"})});
@@ -301,15 +326,20 @@ TEST(Rules, SpdIpv6RulesKeptApart) {
 
 TEST(Rules, LocalCidrInsideGatewayNetwork) {
   auto g = gateway();
-  EXPECT_FALSE(check_connection(conn("a", {rule("10.0.200.0/24", {"192.168.0.0/24"})}), g, peer(), {}, Quotas{}));
-  EXPECT_FALSE(check_connection(conn("a", {rule("10.0.0.0/16", {"192.168.0.0/24"})}), g, peer(), {}, Quotas{}));
-  expect_error(check_connection(conn("a", {rule("10.1.0.0/24", {"192.168.0.0/24"})}), g, peer(), {}, Quotas{}),
+  EXPECT_FALSE(check_connection(conn("a", {rule("10.0.200.0/24", {"192.168.0.0/24"})}), g, peer(),
+                                {}, Quotas{}));
+  EXPECT_FALSE(check_connection(conn("a", {rule("10.0.0.0/16", {"192.168.0.0/24"})}), g, peer(), {},
+                                Quotas{}));
+  expect_error(check_connection(conn("a", {rule("10.1.0.0/24", {"192.168.0.0/24"})}), g, peer(), {},
+                                Quotas{}),
                400, "InvalidValue", "policy_rules[0].source");
-  expect_error(check_connection(conn("a", {rule("10.0.0.0/8", {"192.168.0.0/24"})}), g, peer(), {}, Quotas{}),
+  expect_error(check_connection(conn("a", {rule("10.0.0.0/8", {"192.168.0.0/24"})}), g, peer(), {},
+                                Quotas{}),
                400, "InvalidValue", "policy_rules[0].source");
   // A remote CIDR inside the local network would loop.
-  expect_error(check_connection(conn("a", {rule("10.0.1.0/24", {"10.0.9.0/24"})}), g, peer(), {}, Quotas{}),
-               400, "InvalidValue", "policy_rules[0].destination[0]");
+  expect_error(
+      check_connection(conn("a", {rule("10.0.1.0/24", {"10.0.9.0/24"})}), g, peer(), {}, Quotas{}),
+      400, "InvalidValue", "policy_rules[0].destination[0]");
 }
 
 // --- lifetimes, DPD, algorithms --------------------------------------------------
@@ -414,7 +444,8 @@ TEST(Rules, RouteStyleShapes) {
   expect_error(check_connection(c, g, peer(), std::vector{other}, Quotas{}), 409, "RouteOverlap",
                "peer_subnets[0]");
   c.peer_subnets = {C("10.0.1.0/24")};
-  expect_error(check_connection(c, g, peer(), {}, Quotas{}), 400, "InvalidValue", "peer_subnets[0]");
+  expect_error(check_connection(c, g, peer(), {}, Quotas{}), 400, "InvalidValue",
+               "peer_subnets[0]");
   auto ssl = gateway();
   ssl.type = GatewayType::Ssl;
   expect_error(check_connection(conn("a", {rule("10.0.0.0/24", {"192.168.0.0/24"})}), ssl, peer(),
@@ -428,9 +459,11 @@ TEST(Rules, TunnelRolesAreFixed) {
   c.tunnels = {Tunnel{HaRole::Master, {}, {}}, Tunnel{HaRole::Slave, {}, {}}};
   EXPECT_FALSE(check_connection(c, g, peer(), {}, Quotas{}));
   c.tunnels = {Tunnel{HaRole::Slave, {}, {}}, Tunnel{HaRole::Master, {}, {}}};
-  expect_error(check_connection(c, g, peer(), {}, Quotas{}), 400, "InvalidValue", "tunnels[0].ha_role");
+  expect_error(check_connection(c, g, peer(), {}, Quotas{}), 400, "InvalidValue",
+               "tunnels[0].ha_role");
   c.tunnels = {Tunnel{HaRole::Master, {}, {}}, Tunnel{HaRole::Slave, {}, {}}};
-  expect_error(check_connection(c, gateway(), peer(), {}, Quotas{}), 400, "InvalidValue", "tunnels");
+  expect_error(check_connection(c, gateway(), peer(), {}, Quotas{}), 400, "InvalidValue",
+               "tunnels");
   c.tunnels.clear();
   expect_error(check_connection(c, g, peer(), {}, Quotas{}), 400, "InvalidValue", "tunnels");
 }
@@ -450,7 +483,8 @@ TEST(Rules, BgpConnection) {
   auto c = conn("a", {});
   c.style = RouteStyle::Bgp;
   c.tunnels = {Tunnel{HaRole::Master, C("169.254.10.0/30"), IP("169.254.10.1")}};
-  expect_error(check_connection(c, g, peer(), {}, Quotas{}), 400, "InvalidValue", "cgw_id");  // no ASN
+  expect_error(check_connection(c, g, peer(), {}, Quotas{}), 400, "InvalidValue",
+               "cgw_id");  // no ASN
   EXPECT_FALSE(check_connection(c, g, peer(65000), {}, Quotas{}));
   // The local address must be a host of the /30.
   for (const char* bad : {"169.254.10.0", "169.254.10.3", "169.254.11.1"}) {
@@ -467,10 +501,12 @@ TEST(Rules, BgpConnection) {
                "tunnels[0].tunnel_cidr");
   // Required for BGP, refused for other styles.
   c.tunnels[0].tunnel_cidr.reset();
-  expect_error(check_connection(c, g, peer(65000), {}, Quotas{}), 400, "InvalidValue", "tunnels[0].tunnel_cidr");
+  expect_error(check_connection(c, g, peer(65000), {}, Quotas{}), 400, "InvalidValue",
+               "tunnels[0].tunnel_cidr");
   auto pol = conn("p", {rule("10.0.0.0/24", {"192.168.0.0/24"})});
   pol.tunnels[0].tunnel_cidr = C("169.254.10.0/30");
-  expect_error(check_connection(pol, g, peer(), {}, Quotas{}), 400, "InvalidValue", "tunnels[0].tunnel_cidr");
+  expect_error(check_connection(pol, g, peer(), {}, Quotas{}), 400, "InvalidValue",
+               "tunnels[0].tunnel_cidr");
 }
 
 TEST(Rules, CustomerGatewayRules) {
@@ -480,7 +516,8 @@ TEST(Rules, CustomerGatewayRules) {
   expect_error(check_customer_gateway(c), 400, "InvalidValue", "ip");
   auto other = peer();
   other.id = "cgw-2";
-  expect_error(check_customer_gateway_ip_unique(peer(), std::vector{other}), 409, "Duplicate", "ip");
+  expect_error(check_customer_gateway_ip_unique(peer(), std::vector{other}), 409, "Duplicate",
+               "ip");
   EXPECT_FALSE(check_customer_gateway_ip_unique(peer(), std::vector{peer()}));  // itself
   // Removing the ASN of a peer that a BGP connection uses.
   auto bgp = conn("b", {});

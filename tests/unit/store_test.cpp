@@ -16,8 +16,9 @@ namespace fs = std::filesystem;
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("xgw-store-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("xgw-store-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     path_ = (dir_ / "xgw.db").string();
@@ -42,7 +43,8 @@ class StoreTest : public ::testing::Test {
     c.created_at = c.updated_at = "2026-01-01T00:00:00.000Z";
     return c;
   }
-  static control::VpnConnection conn(const std::string& id, const std::string& g, const std::string& c) {
+  static control::VpnConnection conn(const std::string& id, const std::string& g,
+                                     const std::string& c) {
     control::VpnConnection v;
     v.id = id;
     v.name = "c-" + id;
@@ -71,7 +73,7 @@ TEST_F(StoreTest, CreatesMigratesAndPersists) {
     ASSERT_TRUE((*s)->insert_connection(conn("v1", "g1", "c1")));
     ASSERT_TRUE(txn->commit());
   }
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);  // it holds PSKs
   auto s = Store::open(path_);
@@ -114,7 +116,7 @@ TEST_F(StoreTest, ForeignKeysAndUniquenessHoldInTheDatabase) {
   EXPECT_FALSE(dup);
   EXPECT_EQ(dup.error().code & 0xff, SQLITE_CONSTRAINT);
   EXPECT_FALSE((*s)->insert_customer_gateway(cgw("c2", "203.0.113.20")));  // same IP
-  EXPECT_FALSE((*s)->delete_gateway("g1"));  // still referenced
+  EXPECT_FALSE((*s)->delete_gateway("g1"));                                // still referenced
   EXPECT_FALSE((*s)->delete_gateway("nope"));
   ASSERT_TRUE(txn->commit());
 }

@@ -2,10 +2,10 @@
 
 #include <openssl/crypto.h>
 
+#include <array>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <array>
 #include <charconv>
 #include <optional>
 
@@ -29,32 +29,36 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   bool authorized(std::string_view header) const {
     constexpr std::string_view kBearer = "Bearer ";
-    if (header.size() <= kBearer.size() || header.substr(0, kBearer.size()) != kBearer) return false;
+    if (header.size() <= kBearer.size() || header.substr(0, kBearer.size()) != kBearer)
+      return false;
     const auto got = header.substr(kBearer.size());
     return got.size() == opts.token.size() && !opts.token.empty() &&
            CRYPTO_memcmp(got.data(), opts.token.data(), got.size()) == 0;
   }
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](
-                                                     beast::error_code ec, tcp::socket sock) {
-      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec) std::make_shared<Session>(std::move(sock), self)->read();
-      self->accept();
-    });
+    acceptor.async_accept(asio::make_strand(io),
+                          [self = shared_from_this()](beast::error_code ec, tcp::socket sock) {
+                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
+                              return;
+                            if (!ec) std::make_shared<Session>(std::move(sock), self)->read();
+                            self->accept();
+                          });
   }
 
   class Session : public std::enable_shared_from_this<Session> {
    public:
-    Session(tcp::socket s, std::shared_ptr<Impl> srv) : stream_(std::move(s)), srv_(std::move(srv)) {}
+    Session(tcp::socket s, std::shared_ptr<Impl> srv)
+        : stream_(std::move(s)), srv_(std::move(srv)) {}
 
     void read() {
       parser_.emplace();
       parser_->body_limit(srv_->opts.body_limit);
       parser_->header_limit(16 * 1024);
       stream_.expires_after(srv_->opts.read_timeout);
-      http::async_read(stream_, buf_, *parser_,
-                       [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+      http::async_read(
+          stream_, buf_, *parser_,
+          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
     }
 
    private:
@@ -67,21 +71,27 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (ec == http::error::body_limit) {
         const auto& h = parser_->get();
         std::string target(h.target());
-        return reply(std::string(h.method_string()), target.substr(0, target.find('?')), json_error(413, "PayloadTooLarge",
-                                          "the body exceeds " + std::to_string(srv_->opts.body_limit) + " bytes"),
-                     false);
+        return reply(
+            std::string(h.method_string()), target.substr(0, target.find('?')),
+            json_error(413, "PayloadTooLarge",
+                       "the body exceeds " + std::to_string(srv_->opts.body_limit) + " bytes"),
+            false);
       }
       if (ec) {
-        return reply("?", "?", json_error(400, "BadRequest", "malformed HTTP request: " + ec.message()), false);
+        return reply("?", "?",
+                     json_error(400, "BadRequest", "malformed HTTP request: " + ec.message()),
+                     false);
       }
       auto& req = parser_->get();
       std::string target(req.target());
       const auto q = target.find('?');
       HttpRequest r{std::string(req.method_string()), target.substr(0, q), "", ""};
-      if (auto it = req.find(http::field::content_type); it != req.end()) r.content_type = std::string(it->value());
+      if (auto it = req.find(http::field::content_type); it != req.end())
+        r.content_type = std::string(it->value());
       const bool keep = req.keep_alive();
       auto auth = req.find(http::field::authorization);
-      if (auth == req.end() || !srv_->authorized(std::string_view(auth->value().data(), auth->value().size()))) {
+      if (auth == req.end() ||
+          !srv_->authorized(std::string_view(auth->value().data(), auth->value().size()))) {
         auto resp = json_error(401, "Unauthorized", "missing or wrong bearer token");
         resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"xgw\"");
         return reply(r.method, r.path, std::move(resp), keep);
@@ -101,13 +111,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       res->keep_alive(keep);
       res->prepare_payload();
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - start_).count();
-      log::event(resp.status >= 500 ? spdlog::level::err : spdlog::level::info, "api.request",
-                 {{"method", method}, {"path", path}, {"status", resp.status}, {"duration_us", us}});
-      http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
-        if (ec || !keep) return self->close();
-        self->read();
-      });
+                          std::chrono::steady_clock::now() - start_)
+                          .count();
+      log::event(
+          resp.status >= 500 ? spdlog::level::err : spdlog::level::info, "api.request",
+          {{"method", method}, {"path", path}, {"status", resp.status}, {"duration_us", us}});
+      http::async_write(stream_, *res,
+                        [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
+                          if (ec || !keep) return self->close();
+                          self->read();
+                        });
     }
 
     // Lingering close: stop sending, then drain what the client still
@@ -120,14 +133,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       drain();
     }
     void drain() {
-      stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t) {
-        if (ec) {
-          beast::error_code ignored;
-          self->stream_.socket().close(ignored);
-          return;
-        }
-        self->drain();
-      });
+      stream_.async_read_some(asio::buffer(scratch_),
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                if (ec) {
+                                  beast::error_code ignored;
+                                  self->stream_.socket().close(ignored);
+                                  return;
+                                }
+                                self->drain();
+                              });
     }
 
     beast::tcp_stream stream_;
@@ -142,7 +156,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerOptions opts)
     : impl_(std::make_shared<Impl>(io, router, std::move(opts))) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 Expected<tcp::endpoint, SysError> HttpServer::listen(const std::string& host, uint16_t port) {
   beast::error_code ec;
@@ -168,7 +184,9 @@ void HttpServer::stop() {
   if (impl_ && impl_->acceptor.is_open()) impl_->acceptor.close(ec);
 }
 
-void HttpServer::set_token(std::string token) { impl_->opts.token = std::move(token); }
+void HttpServer::set_token(std::string token) {
+  impl_->opts.token = std::move(token);
+}
 
 Expected<std::pair<std::string, uint16_t>, std::string> parse_host_port(const std::string& s) {
   std::string host, port;

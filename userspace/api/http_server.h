@@ -27,8 +27,7 @@ class HttpServer {
   ~HttpServer();
 
   // Binds and starts accepting; returns the bound endpoint (port 0 picks one).
-  Expected<boost::asio::ip::tcp::endpoint, SysError> listen(const std::string& host,
-                                                            uint16_t port);
+  Expected<boost::asio::ip::tcp::endpoint, SysError> listen(const std::string& host, uint16_t port);
   void stop();
   void set_token(std::string token);
 

@@ -30,9 +30,9 @@ Expected<Json, HttpResponse> parse_body(const HttpRequest& req) {
   };
   Json j = Json::parse(req.body, cb, /*allow_exceptions=*/false);
   if (too_deep) {
-    return unexpected(json_error(400, "InvalidJson",
-                                 "the body nests deeper than " + std::to_string(kMaxJsonDepth) +
-                                     " levels"));
+    return unexpected(
+        json_error(400, "InvalidJson",
+                   "the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"));
   }
   if (j.is_discarded()) {
     return unexpected(json_error(400, "InvalidJson", "the body is not valid JSON"));
@@ -59,13 +59,16 @@ Handler without_body(Fn fn, int ok_status) {
 // The same five operations for each collection.
 template <auto Create, auto List, auto Get, auto Update, auto Delete>
 void collection(Router& r, control::ControlPlane& cp, const std::string& base) {
-  r.add("POST", base, with_body([&cp](const PathParams&, const Json& b) { return (cp.*Create)(b); }, 201));
+  r.add("POST", base,
+        with_body([&cp](const PathParams&, const Json& b) { return (cp.*Create)(b); }, 201));
   r.add("GET", base, without_body([&cp](const PathParams&) { return (cp.*List)(); }, 200));
   const std::string item = base + "/{id}";
   r.add("GET", item, without_body([&cp](const PathParams& p) { return (cp.*Get)(p[0]); }, 200));
-  r.add("PATCH", item,
-        with_body([&cp](const PathParams& p, const Json& b) { return (cp.*Update)(p[0], b); }, 200));
-  r.add("DELETE", item, without_body([&cp](const PathParams& p) { return (cp.*Delete)(p[0]); }, 204));
+  r.add(
+      "PATCH", item,
+      with_body([&cp](const PathParams& p, const Json& b) { return (cp.*Update)(p[0], b); }, 200));
+  r.add("DELETE", item,
+        without_body([&cp](const PathParams& p) { return (cp.*Delete)(p[0]); }, 204));
 }
 
 }  // namespace

@@ -11,7 +11,8 @@ std::vector<std::string_view> split(std::string_view path) {
   while (pos < path.size()) {
     if (path[pos] != '/') return {};
     const size_t next = path.find('/', pos + 1);
-    out.push_back(path.substr(pos + 1, (next == std::string_view::npos ? path.size() : next) - pos - 1));
+    out.push_back(
+        path.substr(pos + 1, (next == std::string_view::npos ? path.size() : next) - pos - 1));
     pos = next == std::string_view::npos ? path.size() : next;
   }
   return out;
@@ -40,9 +41,10 @@ HttpResponse json_error(int status, std::string_view code, std::string_view mess
   nlohmann::json e{{"code", code}, {"message", message}};
   if (!field.empty()) e["field"] = field;
   // Replace, not throw, on invalid UTF-8 echoed from a request.
-  return {status, nlohmann::json{{"error", e}}.dump(-1, ' ', false,
-                                                   nlohmann::json::error_handler_t::replace),
-          {}};
+  return {
+      status,
+      nlohmann::json{{"error", e}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+      {}};
 }
 
 void Router::add(std::string method, std::string pattern, Handler h) {

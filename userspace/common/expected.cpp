@@ -1,7 +1,9 @@
-#include <cstring>
-
 #include "common/expected.h"
 
+#include <cstring>
+
 namespace xgw {
-std::string SysError::message() const { return what + ": " + std::strerror(err); }
+std::string SysError::message() const {
+  return what + ": " + std::strerror(err);
+}
 }  // namespace xgw

@@ -57,7 +57,8 @@ IpAddr mask(const IpAddr& a, int len) {
 Expected<Cidr, std::string> Cidr::parse(std::string_view s) {
   const auto slash = s.find('/');
   if (slash == std::string_view::npos) {
-    return unexpected(std::string("'") + std::string(s) + "' is not a CIDR (expected address/prefix-length)");
+    return unexpected(std::string("'") + std::string(s) +
+                      "' is not a CIDR (expected address/prefix-length)");
   }
   auto addr = IpAddr::parse(s.substr(0, slash));
   if (!addr) return unexpected("'" + std::string(s) + "' has an invalid address");
@@ -75,7 +76,9 @@ Expected<Cidr, std::string> Cidr::parse(std::string_view s) {
   return c;
 }
 
-std::string Cidr::str() const { return addr.str() + "/" + std::to_string(len); }
+std::string Cidr::str() const {
+  return addr.str() + "/" + std::to_string(len);
+}
 
 bool Cidr::contains(const IpAddr& a) const {
   return a.family == addr.family && mask(a, len) == addr;
@@ -85,6 +88,8 @@ bool Cidr::contains(const Cidr& o) const {
   return o.family() == family() && o.len >= len && mask(o.addr, len) == addr;
 }
 
-bool Cidr::overlaps(const Cidr& o) const { return contains(o) || o.contains(*this); }
+bool Cidr::overlaps(const Cidr& o) const {
+  return contains(o) || o.contains(*this);
+}
 
 }  // namespace xgw::net

@@ -8,13 +8,20 @@ namespace {
 
 const char* type_name(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return "a boolean";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::array: return "an array";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::number_float: return "a decimal number";
-    default: return "a number";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return "a boolean";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::number_float:
+      return "a decimal number";
+    default:
+      return "a number";
   }
 }
 
@@ -25,8 +32,8 @@ class Reader {
   Reader(const Json& obj, std::string path, std::optional<Error>& err)
       : obj_(obj), path_(std::move(path)), err_(err) {
     if (!err_ && !obj_.is_object()) {
-      err_ = bad_request("WrongType", where("") + " must be an object, not " + type_name(obj_),
-                         path_);
+      err_ =
+          bad_request("WrongType", where("") + " must be an object, not " + type_name(obj_), path_);
     }
   }
 
@@ -87,8 +94,7 @@ class Reader {
     if (!s) return std::nullopt;
     auto e = enum_from(table, *s);
     if (!e) {
-      fail(invalid(field(key), field(key) + " '" + *s + "' is not one of: " +
-                                   enum_choices(table)));
+      fail(invalid(field(key), field(key) + " '" + *s + "' is not one of: " + enum_choices(table)));
     }
     return e;
   }
@@ -141,7 +147,8 @@ class Reader {
     if (err_ || !obj_.is_object()) return;
     for (auto ro : read_only) {
       if (obj_.contains(ro)) {
-        fail(bad_request("ReadOnlyField", field(ro) + " is read-only and cannot be set", field(ro)));
+        fail(
+            bad_request("ReadOnlyField", field(ro) + " is read-only and cannot be set", field(ro)));
         return;
       }
     }
@@ -173,7 +180,6 @@ class Reader {
   std::optional<Error>& err_;
   std::set<std::string> seen_;
 };
-
 
 }  // namespace
 
@@ -280,8 +286,10 @@ void read_ipsec(Reader& parent, IpsecPolicy& p, std::optional<Error>& err) {
     p.authentication_algorithm = *auth;
   } else if (enc) {
     // GCM carries its own ICV: an omitted integrity follows the cipher.
-    if (is_aead(*enc)) p.authentication_algorithm = Integrity::None;
-    else if (p.authentication_algorithm == Integrity::None) p.authentication_algorithm = Integrity::Sha1;
+    if (is_aead(*enc))
+      p.authentication_algorithm = Integrity::None;
+    else if (p.authentication_algorithm == Integrity::None)
+      p.authentication_algorithm = Integrity::Sha1;
   }
   if (auto v = r.enumeration("pfs", kDhGroups)) p.pfs = *v;
   if (auto v = r.uinteger("lifetime_seconds", 0, std::numeric_limits<uint32_t>::max()))
@@ -289,7 +297,8 @@ void read_ipsec(Reader& parent, IpsecPolicy& p, std::optional<Error>& err) {
   if (auto v = r.uinteger("lifetime_kilobytes", 0, std::numeric_limits<uint64_t>::max()))
     p.lifetime_kilobytes = *v;
   if (auto v = r.string("transform_protocol"); v && *v != "esp") {
-    r.fail(invalid("ipsecpolicy.transform_protocol", "ipsecpolicy.transform_protocol must be 'esp'"));
+    r.fail(
+        invalid("ipsecpolicy.transform_protocol", "ipsecpolicy.transform_protocol must be 'esp'"));
   }
   if (auto v = r.string("encapsulation_mode"); v && *v != "tunnel") {
     r.fail(invalid("ipsecpolicy.encapsulation_mode",

@@ -58,20 +58,21 @@ inline constexpr EnumName<DpdMsg> kDpdMsgs[] = {{DpdMsg::SeqHashNotify, "seq-has
                                                 {DpdMsg::SeqNotifyHash, "seq-notify-hash"}};
 inline constexpr EnumName<HaRole> kHaRoles[] = {{HaRole::Master, "master"},
                                                 {HaRole::Slave, "slave"}};
-inline constexpr EnumName<Encryption> kEncryptions[] = {
-    {Encryption::Des, "des"},
-    {Encryption::TripleDes, "3des"},
-    {Encryption::Aes128, "aes-128"},
-    {Encryption::Aes192, "aes-192"},
-    {Encryption::Aes256, "aes-256"},
-    {Encryption::Aes128Gcm16, "aes-128-gcm-16"},
-    {Encryption::Aes256Gcm16, "aes-256-gcm-16"},
-    {Encryption::Sm4, "sm4"}};
-inline constexpr EnumName<Integrity> kIntegrities[] = {
-    {Integrity::None, "none"},         {Integrity::Md5, "md5"},
-    {Integrity::Sha1, "sha1"},         {Integrity::Sha2_256, "sha2-256"},
-    {Integrity::Sha2_384, "sha2-384"}, {Integrity::Sha2_512, "sha2-512"},
-    {Integrity::Sm3, "sm3"}};
+inline constexpr EnumName<Encryption> kEncryptions[] = {{Encryption::Des, "des"},
+                                                        {Encryption::TripleDes, "3des"},
+                                                        {Encryption::Aes128, "aes-128"},
+                                                        {Encryption::Aes192, "aes-192"},
+                                                        {Encryption::Aes256, "aes-256"},
+                                                        {Encryption::Aes128Gcm16, "aes-128-gcm-16"},
+                                                        {Encryption::Aes256Gcm16, "aes-256-gcm-16"},
+                                                        {Encryption::Sm4, "sm4"}};
+inline constexpr EnumName<Integrity> kIntegrities[] = {{Integrity::None, "none"},
+                                                       {Integrity::Md5, "md5"},
+                                                       {Integrity::Sha1, "sha1"},
+                                                       {Integrity::Sha2_256, "sha2-256"},
+                                                       {Integrity::Sha2_384, "sha2-384"},
+                                                       {Integrity::Sha2_512, "sha2-512"},
+                                                       {Integrity::Sm3, "sm3"}};
 inline constexpr EnumName<DhGroup> kDhGroups[] = {
     {DhGroup::Disable, "disable"}, {DhGroup::G1, "group1"},   {DhGroup::G2, "group2"},
     {DhGroup::G5, "group5"},       {DhGroup::G14, "group14"}, {DhGroup::G15, "group15"},
@@ -150,7 +151,7 @@ struct IkePolicy {
   IdType local_id_type = IdType::Ip;
   std::string local_id;  // empty: the tunnel's gateway IP
   IdType peer_id_type = IdType::Ip;
-  std::string peer_id;   // empty: the customer gateway's IP
+  std::string peer_id;  // empty: the customer gateway's IP
   Dpd dpd;
 };
 
@@ -166,8 +167,8 @@ struct IpsecPolicy {
 // roles are fixed: tunnel 0 is the master, tunnel 1 the standby (slave).
 struct Tunnel {
   HaRole ha_role = HaRole::Master;
-  std::optional<net::Cidr> tunnel_cidr;      // BGP: a /30 in 169.254.0.0/16
-  std::optional<net::IpAddr> local_bgp_ip;   // BGP: our address inside it
+  std::optional<net::Cidr> tunnel_cidr;     // BGP: a /30 in 169.254.0.0/16
+  std::optional<net::IpAddr> local_bgp_ip;  // BGP: our address inside it
 };
 
 struct VpnConnection {

@@ -46,7 +46,9 @@ bool is_alnum(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
-std::string relation(const net::Cidr& l, const net::Cidr& r) { return l.str() + " -> " + r.str(); }
+std::string relation(const net::Cidr& l, const net::Cidr& r) {
+  return l.str() + " -> " + r.str();
+}
 
 }  // namespace
 
@@ -81,17 +83,19 @@ Check check_bandwidth_change(uint32_t from, uint32_t to) {
   if (from == to) return std::nullopt;
   const bool low_from = from <= 100, low_to = to <= 100;
   if (low_from != low_to) {
-    return bad_request("TierChangeNotAllowed",
-                       "bandwidth can change only within 5-100 or within 200-1000 Mbit/s, not from " +
-                           std::to_string(from) + " to " + std::to_string(to),
-                       "bandwidth");
+    return bad_request(
+        "TierChangeNotAllowed",
+        "bandwidth can change only within 5-100 or within 200-1000 Mbit/s, not from " +
+            std::to_string(from) + " to " + std::to_string(to),
+        "bandwidth");
   }
   return std::nullopt;
 }
 
 Check check_public_ip(const net::IpAddr& ip, const std::string& field) {
   auto bad = [&](const std::string& why) {
-    return invalid(field, field + " " + ip.str() + " is " + why + " and cannot be a gateway address");
+    return invalid(field,
+                   field + " " + ip.str() + " is " + why + " and cannot be a gateway address");
   };
   if (ip.family == net::Family::V6) {
     const auto& b = ip.bytes;
@@ -117,9 +121,12 @@ Check check_public_ip(const net::IpAddr& ip, const std::string& field) {
   if (o1 >= 240) return bad("reserved (240.0.0.0/4)");
   // Classful network and broadcast addresses (class A 1-126, B 128-191, C 192-223).
   uint32_t host_mask = 0;
-  if (o1 <= 126) host_mask = 0x00ffffffu;
-  else if (o1 >= 128 && o1 <= 191) host_mask = 0x0000ffffu;
-  else host_mask = 0x000000ffu;
+  if (o1 <= 126)
+    host_mask = 0x00ffffffu;
+  else if (o1 >= 128 && o1 <= 191)
+    host_mask = 0x0000ffffu;
+  else
+    host_mask = 0x000000ffu;
   if ((a & host_mask) == 0) return bad("a classful network address");
   if ((a & host_mask) == host_mask) return bad("a classful broadcast address");
   return std::nullopt;
@@ -153,9 +160,7 @@ std::string generate_psk() {
 }
 
 Check check_fqdn(const std::string& s, const std::string& field) {
-  auto bad = [&] {
-    return invalid(field, field + " '" + s + "' is not a valid FQDN");
-  };
+  auto bad = [&] { return invalid(field, field + " '" + s + "' is not a valid FQDN"); };
   if (s.empty() || s.size() > 253) return bad();
   size_t label = 0;
   char prev = '.';
@@ -198,18 +203,21 @@ Check check_gateway(const VpnGateway& g) {
     return invalid("local_cidr", "local_cidr " + g.local_cidr.str() +
                                      " must be an IPv4 network with a prefix of /8 or longer");
   }
-  if (g.local_cidr_v6 && (g.local_cidr_v6->family() != net::Family::V6 || g.local_cidr_v6->len < 16)) {
+  if (g.local_cidr_v6 &&
+      (g.local_cidr_v6->family() != net::Family::V6 || g.local_cidr_v6->len < 16)) {
     return invalid("local_cidr_v6", "local_cidr_v6 " + g.local_cidr_v6->str() +
                                         " must be an IPv6 network with a prefix of /16 or longer");
   }
   if (g.public_ips.empty() || g.public_ips.size() > 2) {
-    return invalid("public_ips", "public_ips must hold one or two addresses (two for dual-tunnel mode)");
+    return invalid("public_ips",
+                   "public_ips must hold one or two addresses (two for dual-tunnel mode)");
   }
   for (size_t i = 0; i < g.public_ips.size(); ++i) {
     if (auto e = check_public_ip(g.public_ips[i], idx("public_ips", i))) return e;
   }
   if (g.public_ips.size() == 2 && g.public_ips[0] == g.public_ips[1]) {
-    return invalid("public_ips[1]", "public_ips[1] repeats public_ips[0]; dual-tunnel mode needs two addresses");
+    return invalid("public_ips[1]",
+                   "public_ips[1] repeats public_ips[0]; dual-tunnel mode needs two addresses");
   }
   return std::nullopt;
 }
@@ -246,8 +254,8 @@ Check check_ike_policy(const IkePolicy& p) {
     const std::string& id;
     const char* name;
   };
-  for (const Id& i : {Id{p.local_id_type, p.local_id, "local_id"},
-                      Id{p.peer_id_type, p.peer_id, "peer_id"}}) {
+  for (const Id& i :
+       {Id{p.local_id_type, p.local_id, "local_id"}, Id{p.peer_id_type, p.peer_id, "peer_id"}}) {
     const std::string name = f + i.name;
     if (i.type == IdType::Fqdn) {
       if (i.id.empty()) return invalid(name, name + " is required when its type is fqdn");
@@ -295,11 +303,12 @@ Check check_against_gateway(const VpnConnection& c, const VpnGateway& gw) {
   for (size_t i = 0; i < c.policy_rules.size(); ++i) {
     const auto& rule = c.policy_rules[i];
     const std::string rf = idx("policy_rules", i);
-    const auto& local = rule.source.family() == net::Family::V4 ? std::optional(gw.local_cidr)
-                                                                : gw.local_cidr_v6;
+    const auto& local =
+        rule.source.family() == net::Family::V4 ? std::optional(gw.local_cidr) : gw.local_cidr_v6;
     if (!local || !local->contains(rule.source)) {
       return invalid(rf + ".source",
-                     rf + ".source " + rule.source.str() + " is not inside the gateway's local network " +
+                     rf + ".source " + rule.source.str() +
+                         " is not inside the gateway's local network " +
                          (local ? local->str() : std::string("(no IPv6 local_cidr_v6 set)")));
     }
     for (size_t k = 0; k < rule.destination.size(); ++k) {
@@ -310,17 +319,19 @@ Check check_against_gateway(const VpnConnection& c, const VpnGateway& gw) {
                                rule.source.str() + "; IPv4 and IPv6 rules are kept apart");
       }
       if (local->overlaps(d)) {
-        return invalid(df, df + " " + d.str() + " overlaps the gateway's local network " +
-                               local->str());
+        return invalid(
+            df, df + " " + d.str() + " overlaps the gateway's local network " + local->str());
       }
     }
   }
   for (size_t i = 0; i < c.peer_subnets.size(); ++i) {
     const auto& s = c.peer_subnets[i];
     const std::string f = idx("peer_subnets", i);
-    const auto& local = s.family() == net::Family::V4 ? std::optional(gw.local_cidr) : gw.local_cidr_v6;
+    const auto& local =
+        s.family() == net::Family::V4 ? std::optional(gw.local_cidr) : gw.local_cidr_v6;
     if (local && local->overlaps(s)) {
-      return invalid(f, f + " " + s.str() + " overlaps the gateway's local network " + local->str());
+      return invalid(f,
+                     f + " " + s.str() + " overlaps the gateway's local network " + local->str());
     }
   }
   if (c.tunnels.size() > gw.public_ips.size()) {
@@ -343,9 +354,7 @@ Check check_spd_overlap(const VpnConnection& c, std::span<const VpnConnection> o
   for (size_t i = 0; i < c.policy_rules.size(); ++i)
     for (size_t k = 0; k < c.policy_rules[i].destination.size(); ++k)
       mine.push_back({&c.policy_rules[i].source, &c.policy_rules[i].destination[k], i, k});
-  auto field = [](const Rel& r) {
-    return idx("policy_rules", r.i) + idx(".destination", r.k);
-  };
+  auto field = [](const Rel& r) { return idx("policy_rules", r.i) + idx(".destination", r.k); };
   for (size_t a = 0; a < mine.size(); ++a) {
     for (size_t b = 0; b < a; ++b) {
       if (mine[a].l->overlaps(*mine[b].l) && mine[a].r->overlaps(*mine[b].r)) {
@@ -380,7 +389,8 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
                        std::span<const VpnConnection> others, const Quotas& q) {
   if (auto e = check_name(c.name, 64)) return e;
   if (gw.type != GatewayType::Ipsec) {
-    return invalid("vgw_id", "gateway " + gw.id + " is an ssl gateway; IPsec connections need an ipsec gateway");
+    return invalid("vgw_id", "gateway " + gw.id +
+                                 " is an ssl gateway; IPsec connections need an ipsec gateway");
   }
   if (auto e = check_psk(c.psk)) return e;
   if (c.tunnels.empty() || c.tunnels.size() > 2) {
@@ -400,7 +410,8 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
       if (c.policy_rules.empty())
         return invalid("policy_rules", "style POLICY needs at least one policy rule");
       if (!c.peer_subnets.empty())
-        return invalid("peer_subnets", "peer_subnets apply to style STATIC; POLICY uses policy_rules");
+        return invalid("peer_subnets",
+                       "peer_subnets apply to style STATIC; POLICY uses policy_rules");
       break;
     case RouteStyle::Static:
       if (c.peer_subnets.empty())
@@ -414,20 +425,21 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
       if (!c.peer_subnets.empty())
         return invalid("peer_subnets", "style BGP learns peer subnets from BGP");
       if (!cgw.bgp_asn)
-        return invalid("cgw_id", "style BGP needs a customer gateway with a bgp_asn; " + cgw.id +
-                                     " has none");
+        return invalid(
+            "cgw_id", "style BGP needs a customer gateway with a bgp_asn; " + cgw.id + " has none");
       break;
   }
   if (c.policy_rules.size() > q.rules_per_connection) {
-    return conflict("QuotaExceeded",
-                    "a connection may have at most " + std::to_string(q.rules_per_connection) +
-                        " policy rules",
-                    "policy_rules");
+    return conflict(
+        "QuotaExceeded",
+        "a connection may have at most " + std::to_string(q.rules_per_connection) + " policy rules",
+        "policy_rules");
   }
   for (size_t i = 0; i < c.policy_rules.size(); ++i) {
     const auto& d = c.policy_rules[i].destination;
     if (d.empty()) {
-      return invalid(idx("policy_rules", i) + ".destination", "a policy rule needs at least one destination");
+      return invalid(idx("policy_rules", i) + ".destination",
+                     "a policy rule needs at least one destination");
     }
     if (d.size() > q.cidrs_per_rule) {
       return conflict("QuotaExceeded",
@@ -437,16 +449,17 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
     }
   }
   if (c.peer_subnets.size() > q.cidrs_per_rule) {
-    return conflict("QuotaExceeded",
-                    "a connection may route at most " + std::to_string(q.cidrs_per_rule) +
-                        " peer subnets",
-                    "peer_subnets");
+    return conflict(
+        "QuotaExceeded",
+        "a connection may route at most " + std::to_string(q.cidrs_per_rule) + " peer subnets",
+        "peer_subnets");
   }
   for (size_t i = 0; i < c.peer_subnets.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (c.peer_subnets[i].overlaps(c.peer_subnets[j])) {
-        return invalid(idx("peer_subnets", i), idx("peer_subnets", i) + " " + c.peer_subnets[i].str() +
-                                                   " overlaps " + c.peer_subnets[j].str());
+        return invalid(idx("peer_subnets", i), idx("peer_subnets", i) + " " +
+                                                   c.peer_subnets[i].str() + " overlaps " +
+                                                   c.peer_subnets[j].str());
       }
     }
   }
@@ -463,27 +476,32 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
         return invalid(tf + ".tunnel_cidr", "tunnel_cidr and local_bgp_ip apply to style BGP only");
       continue;
     }
-    if (!t.tunnel_cidr) return invalid(tf + ".tunnel_cidr", tf + ".tunnel_cidr is required for style BGP");
-    if (!t.local_bgp_ip) return invalid(tf + ".local_bgp_ip", tf + ".local_bgp_ip is required for style BGP");
+    if (!t.tunnel_cidr)
+      return invalid(tf + ".tunnel_cidr", tf + ".tunnel_cidr is required for style BGP");
+    if (!t.local_bgp_ip)
+      return invalid(tf + ".local_bgp_ip", tf + ".local_bgp_ip is required for style BGP");
     if (auto e = check_bgp_tunnel_cidr(*t.tunnel_cidr, tf + ".tunnel_cidr")) return e;
     const uint32_t host = t.local_bgp_ip->family == net::Family::V4 ? t.local_bgp_ip->v4() & 3 : 0;
     if (!t.tunnel_cidr->contains(*t.local_bgp_ip) || host == 0 || host == 3) {
       return invalid(tf + ".local_bgp_ip", tf + ".local_bgp_ip " + t.local_bgp_ip->str() +
-                                               " must be a host address inside " + t.tunnel_cidr->str());
+                                               " must be a host address inside " +
+                                               t.tunnel_cidr->str());
     }
     for (size_t j = 0; j < i; ++j) {
       if (c.tunnels[j].tunnel_cidr == t.tunnel_cidr)
-        return conflict("Duplicate", tf + ".tunnel_cidr " + t.tunnel_cidr->str() +
-                                         " is already used by tunnels[" + std::to_string(j) + "]",
+        return conflict("Duplicate",
+                        tf + ".tunnel_cidr " + t.tunnel_cidr->str() +
+                            " is already used by tunnels[" + std::to_string(j) + "]",
                         tf + ".tunnel_cidr");
     }
     for (const auto& o : others) {
       if (o.id == c.id) continue;
       for (const auto& ot : o.tunnels) {
         if (ot.tunnel_cidr && *ot.tunnel_cidr == *t.tunnel_cidr) {
-          return conflict("Duplicate", tf + ".tunnel_cidr " + t.tunnel_cidr->str() +
-                                           " is already used on this gateway by connection '" +
-                                           o.name + "' (" + o.id + ")",
+          return conflict("Duplicate",
+                          tf + ".tunnel_cidr " + t.tunnel_cidr->str() +
+                              " is already used on this gateway by connection '" + o.name + "' (" +
+                              o.id + ")",
                           tf + ".tunnel_cidr");
         }
       }
@@ -508,9 +526,11 @@ Check check_connection(const VpnConnection& c, const VpnGateway& gw, const Custo
 
 Check check_ssl_server(const SslServer& s, const VpnGateway& gw) {
   if (gw.type != GatewayType::Ssl) {
-    return invalid("vgw_id", "gateway " + gw.id + " is an ipsec gateway; an SSL server needs an ssl gateway");
+    return invalid("vgw_id",
+                   "gateway " + gw.id + " is an ipsec gateway; an SSL server needs an ssl gateway");
   }
-  static const net::Cidr kPrivate[] = {*net::Cidr::parse("10.0.0.0/8"), *net::Cidr::parse("172.16.0.0/12"),
+  static const net::Cidr kPrivate[] = {*net::Cidr::parse("10.0.0.0/8"),
+                                       *net::Cidr::parse("172.16.0.0/12"),
                                        *net::Cidr::parse("192.168.0.0/16")};
   const auto& pool = s.client_pool;
   const bool is_private = std::any_of(std::begin(kPrivate), std::end(kPrivate),
@@ -520,14 +540,16 @@ Check check_ssl_server(const SslServer& s, const VpnGateway& gw) {
                                       " must lie in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16");
   }
   if (pool.len < 16 || pool.len > 24) {
-    return invalid("client_pool", "client_pool " + pool.str() + " must have a mask from /16 to /24");
+    return invalid("client_pool",
+                   "client_pool " + pool.str() + " must have a mask from /16 to /24");
   }
   if (pool.overlaps(gw.local_cidr)) {
-    return invalid("client_pool", "client_pool " + pool.str() + " overlaps the VPC CIDR " + gw.local_cidr.str());
+    return invalid("client_pool",
+                   "client_pool " + pool.str() + " overlaps the VPC CIDR " + gw.local_cidr.str());
   }
   if (!gw.local_cidr.contains(s.local_cidr)) {
-    return invalid("local_cidr", "local_cidr " + s.local_cidr.str() + " is not inside the VPC CIDR " +
-                                     gw.local_cidr.str());
+    return invalid("local_cidr", "local_cidr " + s.local_cidr.str() +
+                                     " is not inside the VPC CIDR " + gw.local_cidr.str());
   }
   for (uint32_t m : {5u, 10u, 20u, 50u, 100u}) {
     if (s.max_connections == m) return std::nullopt;
@@ -544,9 +566,10 @@ Check check_gateway_update(const VpnGateway& before, const VpnGateway& after,
   if (auto e = check_bandwidth_change(before.bandwidth, after.bandwidth)) return e;
   for (const auto& c : connections) {
     if (auto e = check_against_gateway(c, after)) {
-      return conflict("InUse", "the change conflicts with connection '" + c.name + "' (" + c.id +
-                                   "): " + e->message,
-                      "");
+      return conflict(
+          "InUse",
+          "the change conflicts with connection '" + c.name + "' (" + c.id + "): " + e->message,
+          "");
     }
   }
   return std::nullopt;
@@ -558,7 +581,8 @@ Check check_customer_gateway_update(const CustomerGateway& after,
   if (!after.bgp_asn) {
     for (const auto& c : connections) {
       if (c.style == RouteStyle::Bgp) {
-        return conflict("InUse", "bgp_asn is needed by BGP connection '" + c.name + "' (" + c.id + ")",
+        return conflict("InUse",
+                        "bgp_asn is needed by BGP connection '" + c.name + "' (" + c.id + ")",
                         "bgp_asn");
       }
     }
@@ -580,7 +604,8 @@ Check check_gateway_delete(const VpnGateway& g, size_t connections) {
                                  " connection(s); delete them first");
   }
   if (g.status == "pending") {
-    return conflict("InvalidState", "gateway " + g.id + " is still pending; retry when it is running");
+    return conflict("InvalidState",
+                    "gateway " + g.id + " is still pending; retry when it is running");
   }
   return std::nullopt;
 }
@@ -613,9 +638,9 @@ Check check_customer_gateway_ip_unique(const CustomerGateway& c,
                                        std::span<const CustomerGateway> all) {
   for (const auto& o : all) {
     if (o.id != c.id && o.ip == c.ip) {
-      return conflict("Duplicate",
-                      "customer gateway '" + o.name + "' (" + o.id + ") already has IP " + c.ip.str(),
-                      "ip");
+      return conflict(
+          "Duplicate",
+          "customer gateway '" + o.name + "' (" + o.id + ") already has IP " + c.ip.str(), "ip");
     }
   }
   return std::nullopt;
@@ -632,13 +657,15 @@ Check check_connection_quota(const VpnConnection& c, std::span<const VpnConnecti
     }
   }
   if (on_gateway.size() >= q.connections_per_gateway) {
-    return conflict("QuotaExceeded", "at most " + std::to_string(q.connections_per_gateway) +
-                                         " connections per VPN gateway",
-                    "vgw_id");
+    return conflict(
+        "QuotaExceeded",
+        "at most " + std::to_string(q.connections_per_gateway) + " connections per VPN gateway",
+        "vgw_id");
   }
   if (on_customer_gateway.size() >= q.connections_per_customer_gateway) {
-    return conflict("QuotaExceeded", "at most " + std::to_string(q.connections_per_customer_gateway) +
-                                         " connections per customer gateway",
+    return conflict("QuotaExceeded",
+                    "at most " + std::to_string(q.connections_per_customer_gateway) +
+                        " connections per customer gateway",
                     "cgw_id");
   }
   return std::nullopt;

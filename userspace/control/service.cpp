@@ -36,11 +36,13 @@ Expected<Json, Error> merge(Json base, const Json& body, const char* key) {
   return base;
 }
 
-#define XGW_TRY_STORE(var, expr)                         \
-  auto var = (expr);                                     \
+#define XGW_TRY_STORE(var, expr) \
+  auto var = (expr);             \
   if (!var) return unexpected(store_error(var.error()))
 
-Json wrap(const char* key, Json v) { return Json{{key, std::move(v)}}; }
+Json wrap(const char* key, Json v) {
+  return Json{{key, std::move(v)}};
+}
 
 PolicyDefaults defaults_for(size_t tunnels) {
   return tunnels >= 2 ? PolicyDefaults::DualTunnel : PolicyDefaults::Single;
@@ -191,7 +193,7 @@ ControlPlane::Result ControlPlane::delete_gateway(const std::string& id) {
 }
 
 ControlPlane::Result ControlPlane::set_gateway_status(const std::string& id,
-                                                     const std::string& status) {
+                                                      const std::string& status) {
   std::lock_guard lk(mu_);
   XGW_TRY_STORE(txn, store_.begin_write());
   XGW_TRY_STORE(cur, store_.gateway(id));
@@ -246,7 +248,7 @@ ControlPlane::Result ControlPlane::get_customer_gateway(const std::string& id) {
 }
 
 ControlPlane::Result ControlPlane::update_customer_gateway(const std::string& id,
-                                                          const Json& body) {
+                                                           const Json& body) {
   Json view;
   {
     std::lock_guard lk(mu_);
@@ -370,7 +372,8 @@ ControlPlane::Result ControlPlane::update_connection(const std::string& id, cons
     if (auto e = check_connection_update(**cur, *c)) return unexpected(*e);
     XGW_TRY_STORE(gw, store_.gateway(c->vgw_id));
     XGW_TRY_STORE(cgw, store_.customer_gateway(c->cgw_id));
-    if (!*gw || !*cgw) return unexpected(Error{500, "StoreError", "connection references a missing object", ""});
+    if (!*gw || !*cgw)
+      return unexpected(Error{500, "StoreError", "connection references a missing object", ""});
     c->id = id;
     XGW_TRY_STORE(on_gw, store_.connections_of_gateway(c->vgw_id));
     if (auto e = check_connection(*c, **gw, **cgw, *on_gw, quotas_)) return unexpected(*e);

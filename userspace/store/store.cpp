@@ -63,7 +63,8 @@ class Stmt {
   Stmt& operator=(const Stmt&) = delete;
   bool ok() const { return rc_ == SQLITE_OK; }
   Stmt& bind(int i, const std::string& v) {
-    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    if (rc_ == SQLITE_OK)
+      rc_ = sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
   // SQLITE_ROW, SQLITE_DONE or an error code.
@@ -111,7 +112,9 @@ Result<std::vector<T>> collect(sqlite3* db, Stmt& st, const char* what, Parse pa
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
     auto v = parse(st);
-    if (!v) return unexpected(StoreError{std::string(what) + ": corrupt row: " + v.error(), SQLITE_CORRUPT});
+    if (!v)
+      return unexpected(
+          StoreError{std::string(what) + ": corrupt row: " + v.error(), SQLITE_CORRUPT});
     out.push_back(std::move(*v));
   }
   if (rc != SQLITE_DONE) return unexpected(db_error(db, what));
@@ -167,18 +170,20 @@ Expected<control::VpnConnection, std::string> conn_row(Stmt& st) {
   return std::move(*c);
 }
 
-constexpr const char* kConnCols = "SELECT id, status, created_at, updated_at, psk, spec FROM vpn_connections";
+constexpr const char* kConnCols =
+    "SELECT id, status, created_at, updated_at, psk, spec FROM vpn_connections";
 
 }  // namespace
 
-int Store::latest_schema_version() { return static_cast<int>(std::size(kMigrations)); }
+int Store::latest_schema_version() {
+  return static_cast<int>(std::size(kMigrations));
+}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   sqlite3* db = nullptr;
   const mode_t old = umask(077);  // the store holds PSKs
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   umask(old);
   if (rc != SQLITE_OK) {
     StoreError e{"open " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)), rc};
@@ -188,8 +193,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   std::unique_ptr<Store> s(new Store(db));
   sqlite3_busy_timeout(db, 5000);
   // WAL + synchronous=FULL: a COMMIT returns only after the WAL is fsynced.
-  if (auto r = exec(db,
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+  if (auto r = exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
                     "configure database");
       !r) {
     return unexpected(r.error());
@@ -198,7 +202,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   return s;
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  sqlite3_close(db_);
+}
 
 Result<int> Store::schema_version() {
   Stmt st(db_, "PRAGMA user_version");
@@ -244,26 +250,39 @@ Result<Store::WriteTxn> Store::begin_write() {
 // --- gateways ----------------------------------------------------------------
 
 Result<std::vector<control::VpnGateway>> Store::gateways() {
-  Stmt st(db_, "SELECT id, name, status, created_at, updated_at, spec FROM vpn_gateways ORDER BY created_at, id");
+  Stmt st(db_,
+          "SELECT id, name, status, created_at, updated_at, spec FROM vpn_gateways ORDER BY "
+          "created_at, id");
   return collect<control::VpnGateway>(db_, st, "list gateways", gateway_row);
 }
 
 Result<std::optional<control::VpnGateway>> Store::gateway(const std::string& id) {
-  Stmt st(db_, "SELECT id, name, status, created_at, updated_at, spec FROM vpn_gateways WHERE id = ?");
+  Stmt st(db_,
+          "SELECT id, name, status, created_at, updated_at, spec FROM vpn_gateways WHERE id = ?");
   st.bind(1, id);
   return first(collect<control::VpnGateway>(db_, st, "get gateway", gateway_row));
 }
 
 Result<void> Store::insert_gateway(const control::VpnGateway& g) {
-  Stmt st(db_, "INSERT INTO vpn_gateways (id, name, status, created_at, updated_at, spec) VALUES (?,?,?,?,?,?)");
-  st.bind(1, g.id).bind(2, g.name).bind(3, g.status).bind(4, g.created_at).bind(5, g.updated_at)
+  Stmt st(db_,
+          "INSERT INTO vpn_gateways (id, name, status, created_at, updated_at, spec) VALUES "
+          "(?,?,?,?,?,?)");
+  st.bind(1, g.id)
+      .bind(2, g.name)
+      .bind(3, g.status)
+      .bind(4, g.created_at)
+      .bind(5, g.updated_at)
       .bind(6, control::to_json(g, false).dump());
   return run(db_, st, "insert gateway", 1);
 }
 
 Result<void> Store::update_gateway(const control::VpnGateway& g) {
-  Stmt st(db_, "UPDATE vpn_gateways SET name = ?, status = ?, updated_at = ?, spec = ? WHERE id = ?");
-  st.bind(1, g.name).bind(2, g.status).bind(3, g.updated_at).bind(4, control::to_json(g, false).dump())
+  Stmt st(db_,
+          "UPDATE vpn_gateways SET name = ?, status = ?, updated_at = ?, spec = ? WHERE id = ?");
+  st.bind(1, g.name)
+      .bind(2, g.status)
+      .bind(3, g.updated_at)
+      .bind(4, control::to_json(g, false).dump())
       .bind(5, g.id);
   return run(db_, st, "update gateway", 1);
 }
@@ -277,7 +296,9 @@ Result<void> Store::delete_gateway(const std::string& id) {
 // --- customer gateways -------------------------------------------------------
 
 Result<std::vector<control::CustomerGateway>> Store::customer_gateways() {
-  Stmt st(db_, "SELECT id, name, created_at, updated_at, spec FROM customer_gateways ORDER BY created_at, id");
+  Stmt st(db_,
+          "SELECT id, name, created_at, updated_at, spec FROM customer_gateways ORDER BY "
+          "created_at, id");
   return collect<control::CustomerGateway>(db_, st, "list customer gateways", cgw_row);
 }
 
@@ -288,15 +309,25 @@ Result<std::optional<control::CustomerGateway>> Store::customer_gateway(const st
 }
 
 Result<void> Store::insert_customer_gateway(const control::CustomerGateway& c) {
-  Stmt st(db_, "INSERT INTO customer_gateways (id, name, ip, created_at, updated_at, spec) VALUES (?,?,?,?,?,?)");
-  st.bind(1, c.id).bind(2, c.name).bind(3, c.ip.str()).bind(4, c.created_at).bind(5, c.updated_at)
+  Stmt st(db_,
+          "INSERT INTO customer_gateways (id, name, ip, created_at, updated_at, spec) VALUES "
+          "(?,?,?,?,?,?)");
+  st.bind(1, c.id)
+      .bind(2, c.name)
+      .bind(3, c.ip.str())
+      .bind(4, c.created_at)
+      .bind(5, c.updated_at)
       .bind(6, control::to_json(c, false).dump());
   return run(db_, st, "insert customer gateway", 1);
 }
 
 Result<void> Store::update_customer_gateway(const control::CustomerGateway& c) {
-  Stmt st(db_, "UPDATE customer_gateways SET name = ?, ip = ?, updated_at = ?, spec = ? WHERE id = ?");
-  st.bind(1, c.name).bind(2, c.ip.str()).bind(3, c.updated_at).bind(4, control::to_json(c, false).dump())
+  Stmt st(db_,
+          "UPDATE customer_gateways SET name = ?, ip = ?, updated_at = ?, spec = ? WHERE id = ?");
+  st.bind(1, c.name)
+      .bind(2, c.ip.str())
+      .bind(3, c.updated_at)
+      .bind(4, control::to_json(c, false).dump())
       .bind(5, c.id);
   return run(db_, st, "update customer gateway", 1);
 }
@@ -337,19 +368,31 @@ Result<std::optional<control::VpnConnection>> Store::connection(const std::strin
 
 Result<void> Store::insert_connection(const control::VpnConnection& c) {
   Stmt st(db_,
-          "INSERT INTO vpn_connections (id, name, vgw_id, cgw_id, status, created_at, updated_at, psk, spec) "
+          "INSERT INTO vpn_connections (id, name, vgw_id, cgw_id, status, created_at, updated_at, "
+          "psk, spec) "
           "VALUES (?,?,?,?,?,?,?,?,?)");
-  st.bind(1, c.id).bind(2, c.name).bind(3, c.vgw_id).bind(4, c.cgw_id).bind(5, c.status)
-      .bind(6, c.created_at).bind(7, c.updated_at).bind(8, c.psk)
+  st.bind(1, c.id)
+      .bind(2, c.name)
+      .bind(3, c.vgw_id)
+      .bind(4, c.cgw_id)
+      .bind(5, c.status)
+      .bind(6, c.created_at)
+      .bind(7, c.updated_at)
+      .bind(8, c.psk)
       .bind(9, control::to_json(c, false).dump());
   return run(db_, st, "insert connection", 1);
 }
 
 Result<void> Store::update_connection(const control::VpnConnection& c) {
   Stmt st(db_,
-          "UPDATE vpn_connections SET name = ?, status = ?, updated_at = ?, psk = ?, spec = ? WHERE id = ?");
-  st.bind(1, c.name).bind(2, c.status).bind(3, c.updated_at).bind(4, c.psk)
-      .bind(5, control::to_json(c, false).dump()).bind(6, c.id);
+          "UPDATE vpn_connections SET name = ?, status = ?, updated_at = ?, psk = ?, spec = ? "
+          "WHERE id = ?");
+  st.bind(1, c.name)
+      .bind(2, c.status)
+      .bind(3, c.updated_at)
+      .bind(4, c.psk)
+      .bind(5, control::to_json(c, false).dump())
+      .bind(6, c.id);
   return run(db_, st, "update connection", 1);
 }
 

@@ -77,7 +77,7 @@ class Store {
   explicit Store(sqlite3* db) : db_(db) {}
   Result<void> migrate();
   Result<std::vector<control::VpnConnection>> query_connections(const char* where,
-                                                               const std::string& arg);
+                                                                const std::string& arg);
   sqlite3* db_;
 };
 

@@ -51,7 +51,8 @@ Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
     } else if (key == "log_level") {
       if (!read_scalar(v, key, c.log_level, err)) return unexpected(err);
       if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
-        return unexpected("config: log_level '" + c.log_level + "' is not trace, debug, info, warn or error");
+        return unexpected("config: log_level '" + c.log_level +
+                          "' is not trace, debug, info, warn or error");
     } else if (key == "api") {
       if (!v.IsMap()) return unexpected(std::string("config: 'api' must be a mapping"));
       for (const auto& a : v) {
@@ -59,7 +60,8 @@ Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
         if (k == "listen") {
           if (!read_scalar(a.second, "api.listen", c.api_listen, err)) return unexpected(err);
         } else if (k == "token_file") {
-          if (!read_scalar(a.second, "api.token_file", c.api_token_file, err)) return unexpected(err);
+          if (!read_scalar(a.second, "api.token_file", c.api_token_file, err))
+            return unexpected(err);
         } else {
           return unexpected("config: unknown key 'api." + k + "'");
         }
@@ -69,13 +71,14 @@ Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
       auto& q = c.quotas;
       for (const auto& a : v) {
         const auto k = a.first.as<std::string>();
-        uint32_t* slot = k == "gateways_per_vpc"                   ? &q.gateways_per_vpc
-                         : k == "customer_gateways"                ? &q.customer_gateways
-                         : k == "connections_per_customer_gateway" ? &q.connections_per_customer_gateway
-                         : k == "connections_per_gateway"          ? &q.connections_per_gateway
-                         : k == "rules_per_connection"             ? &q.rules_per_connection
-                         : k == "cidrs_per_rule"                   ? &q.cidrs_per_rule
-                                                                   : nullptr;
+        uint32_t* slot = k == "gateways_per_vpc"    ? &q.gateways_per_vpc
+                         : k == "customer_gateways" ? &q.customer_gateways
+                         : k == "connections_per_customer_gateway"
+                             ? &q.connections_per_customer_gateway
+                         : k == "connections_per_gateway" ? &q.connections_per_gateway
+                         : k == "rules_per_connection"    ? &q.rules_per_connection
+                         : k == "cidrs_per_rule"          ? &q.cidrs_per_rule
+                                                          : nullptr;
         if (!slot) return unexpected("config: unknown key 'quotas." + k + "'");
         if (!read_quota(a.second, k, *slot, err)) return unexpected(err);
       }

@@ -32,9 +32,10 @@ Expected<void, SysError> write_file_atomic(const std::string& path, const std::s
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return unexpected(SysError{"open " + tmp, errno});
-  const bool ok = ::fchmod(fd, mode) == 0 &&
-                  ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-                  ::fsync(fd) == 0;
+  const bool ok =
+      ::fchmod(fd, mode) == 0 &&
+      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+      ::fsync(fd) == 0;
   const int err = errno;
   ::close(fd);
   if (!ok) return unexpected(SysError{"write " + tmp, err});
@@ -61,12 +62,14 @@ Expected<std::string, std::string> load_token(const xgwd::Config& cfg) {
     std::string tok;
     std::getline(f, tok);
     while (!tok.empty() && (tok.back() == '\r' || tok.back() == ' ')) tok.pop_back();
-    if (tok.size() < 16) return unexpected("token file " + path + " holds fewer than 16 characters");
+    if (tok.size() < 16)
+      return unexpected("token file " + path + " holds fewer than 16 characters");
     return tok;
   }
   if (!generated_path) return unexpected("cannot read token file " + path);
   const std::string tok = random_token();
-  if (auto r = write_file_atomic(path, tok + "\n", 0600); !r) return unexpected(r.error().message());
+  if (auto r = write_file_atomic(path, tok + "\n", 0600); !r)
+    return unexpected(r.error().message());
   log::info("api.token_created", {{"path", path}});
   return tok;
 }
@@ -113,7 +116,8 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(cfg->state_dir, ec);
   if (ec || ::chmod(cfg->state_dir.c_str(), 0700) != 0) {
-    log::error("xgwd.state_dir", {{"path", cfg->state_dir}, {"error", ec ? ec.message() : std::strerror(errno)}});
+    log::error("xgwd.state_dir",
+               {{"path", cfg->state_dir}, {"error", ec ? ec.message() : std::strerror(errno)}});
     return 1;
   }
   auto token = load_token(*cfg);
@@ -136,18 +140,20 @@ int main(int argc, char** argv) {
   // it runs after the API reply, as provisioning will.
   auto activate = [&cp](const std::string& id) {
     auto r = cp.set_gateway_status(id, "running");
-    if (r) log::info("gateway.running", {{"gateway", id}});
-    else log::error("gateway.activate_failed", {{"gateway", id}, {"error", r.error().message}});
+    if (r)
+      log::info("gateway.running", {{"gateway", id}});
+    else
+      log::error("gateway.activate_failed", {{"gateway", id}, {"error", r.error().message}});
   };
   cp.set_observer([&io, activate](const control::Change& c) {
-    log::info("control.change", {{"kind", c.kind == control::Change::Kind::Gateway ? "vpn_gateway"
-                                          : c.kind == control::Change::Kind::CustomerGateway
-                                              ? "customer_gateway"
-                                              : "vpn_connection"},
-                                 {"op", c.op == control::Change::Op::Created   ? "created"
-                                        : c.op == control::Change::Op::Updated ? "updated"
-                                                                               : "deleted"},
-                                 {"id", c.id}});
+    log::info("control.change",
+              {{"kind", c.kind == control::Change::Kind::Gateway           ? "vpn_gateway"
+                        : c.kind == control::Change::Kind::CustomerGateway ? "customer_gateway"
+                                                                           : "vpn_connection"},
+               {"op", c.op == control::Change::Op::Created   ? "created"
+                      : c.op == control::Change::Op::Updated ? "updated"
+                                                             : "deleted"},
+               {"id", c.id}});
     if (c.kind == control::Change::Kind::Gateway && c.op == control::Change::Op::Created) {
       boost::asio::post(io, [activate, id = c.id] { activate(id); });
     }
@@ -164,16 +170,18 @@ int main(int argc, char** argv) {
     log::error("api.listen", {{"error", ep.error().message()}});
     return 1;
   }
-  const std::string bound = (ep->address().is_v6() ? "[" + ep->address().to_string() + "]"
-                                                   : ep->address().to_string()) +
-                            ":" + std::to_string(ep->port());
+  const std::string bound =
+      (ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string()) +
+      ":" + std::to_string(ep->port());
   // Tells xgwctl and tests where the API is (useful with port 0).
   if (auto r = write_file_atomic(cfg->state_dir + "/api.addr", bound + "\n", 0644); !r) {
     log::error("api.addr_file", {{"error", r.error().message()}});
     return 1;
   }
-  log::info("xgwd.started", {{"version", XGW_VERSION}, {"state_dir", cfg->state_dir},
-                             {"api", bound}, {"schema", (*store)->schema_version().value()}});
+  log::info("xgwd.started", {{"version", XGW_VERSION},
+                             {"state_dir", cfg->state_dir},
+                             {"api", bound},
+                             {"schema", (*store)->schema_version().value()}});
 
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -188,7 +196,8 @@ int main(int argc, char** argv) {
             cp.set_quotas(next->quotas);
             log::info("xgwd.reloaded", {{"log_level", next->log_level}});
             if (next->api_listen != cfg->api_listen || next->state_dir != cfg->state_dir)
-              log::warn("xgwd.reload_partial", {{"reason", "state_dir and api.listen change only on restart"}});
+              log::warn("xgwd.reload_partial",
+                        {{"reason", "state_dir and api.listen change only on restart"}});
           }
           signals.async_wait(on_signal);
           return;
