@@ -1,0 +1,149 @@
+#include "xgwctl/output.h"
+
+#include <algorithm>
+
+namespace xgw::ctl {
+namespace {
+
+// Lists join with ", " in `show`; table cells use "," so that every
+// column stays one word for awk and friends.
+std::string text(const Json& v, const char* sep = ", ") {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : sep) + text(x, sep);
+    return s.empty() ? "-" : s;
+  }
+  return v.dump();
+}
+
+std::string field(const Json& o, const char* key, const char* sep = ", ") {
+  auto it = o.find(key);
+  return it == o.end() ? "-" : text(*it, sep);
+}
+
+std::string cell(const Json& o, const char* key) {
+  return field(o, key, ",");
+}
+
+std::string named(const NameIndex& names, const std::string& id) {
+  auto it = names.find(id);
+  return it == names.end() ? id : it->second;
+}
+
+bool scalar_list(const Json& v) {
+  return std::all_of(v.begin(), v.end(), [](const Json& x) { return !x.is_structured(); });
+}
+
+void flatten(const Json& v, const std::string& key, const NameIndex& names,
+             std::vector<std::pair<std::string, std::string>>& out) {
+  if (key == "policy_rules" && v.is_array()) {
+    if (v.empty()) out.emplace_back(key, "-");
+    for (size_t i = 0; i < v.size(); ++i) {
+      const Json& r = v[i];
+      out.emplace_back(key + "[" + std::to_string(i) + "]",
+                       field(r, "source") + " -> " + field(r, "destination"));
+    }
+  } else if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it)
+      flatten(*it, key.empty() ? it.key() : key + "." + it.key(), names, out);
+  } else if (v.is_array() && !scalar_list(v)) {
+    for (size_t i = 0; i < v.size(); ++i)
+      flatten(v[i], key + "[" + std::to_string(i) + "]", names, out);
+  } else {
+    std::string s = text(v);
+    if ((key == "vgw_id" || key == "cgw_id") && names.count(s)) s += " (" + names.at(s) + ")";
+    out.emplace_back(key, s);
+  }
+}
+
+}  // namespace
+
+std::string format_table(const Row& header, const std::vector<Row>& rows) {
+  std::vector<size_t> width(header.size(), 0);
+  auto measure = [&width](const Row& r) {
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
+  };
+  measure(header);
+  for (const auto& r : rows) measure(r);
+  std::string out;
+  auto line = [&](const Row& r) {
+    std::string l;
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i) {
+      l += r[i];
+      if (i + 1 < r.size()) l += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    while (!l.empty() && l.back() == ' ') l.pop_back();
+    out += l + "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+  return out;
+}
+
+std::string rules_summary(const Json& conn) {
+  const std::string style = conn.value("style", "");
+  if (style == "STATIC") {
+    const std::string s = cell(conn, "peer_subnets");
+    return s == "-" ? s : "peer " + s;
+  }
+  if (style == "BGP") return "bgp";
+  auto it = conn.find("policy_rules");
+  if (it == conn.end() || !it->is_array() || it->empty()) return "-";
+  // Long SPDs are cut short; `show` lists every rule.
+  constexpr size_t kShown = 2;
+  std::string s;
+  for (size_t i = 0; i < it->size() && i < kShown; ++i) {
+    const Json& r = (*it)[i];
+    std::string dst;
+    if (r.contains("destination") && r["destination"].is_array())
+      for (const auto& d : r["destination"]) dst += (dst.empty() ? "" : ",") + text(d);
+    s += (i ? "; " : "") + field(r, "source") + "=" + dst;
+  }
+  if (it->size() > kShown) s += "; (+" + std::to_string(it->size() - kShown) + " more)";
+  return s;
+}
+
+std::string format_list(const Resource& r, const Json& items, const NameIndex& names) {
+  std::vector<Row> rows;
+  Row header;
+  if (&r == &kGateway) {
+    header = {"NAME", "ID", "TYPE", "BANDWIDTH", "LOCAL_CIDR", "PUBLIC_IPS", "STATUS"};
+    for (const auto& o : items)
+      rows.push_back({cell(o, "name"), cell(o, "id"), cell(o, "type"), cell(o, "bandwidth") + "M",
+                      cell(o, "local_cidr"), cell(o, "public_ips"), cell(o, "status")});
+  } else if (&r == &kPeer) {
+    header = {"NAME", "ID", "IP", "BGP_ASN"};
+    for (const auto& o : items)
+      rows.push_back({cell(o, "name"), cell(o, "id"), cell(o, "ip"), cell(o, "bgp_asn")});
+  } else {
+    header = {"NAME", "ID", "GATEWAY", "PEER", "STYLE", "STATUS", "RULES"};
+    for (const auto& o : items)
+      rows.push_back({cell(o, "name"), cell(o, "id"), named(names, o.value("vgw_id", "-")),
+                      named(names, o.value("cgw_id", "-")), cell(o, "style"), cell(o, "status"),
+                      rules_summary(o)});
+  }
+  return format_table(header, rows);
+}
+
+std::string format_show(const Json& obj, const NameIndex& names) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  static const char* first[] = {"name", "id", "status"};
+  static const char* last[] = {"created_at", "updated_at"};
+  auto is_in = [](const std::string& k, const auto& list) {
+    return std::any_of(std::begin(list), std::end(list), [&k](const char* x) { return k == x; });
+  };
+  for (const char* k : first)
+    if (obj.contains(k)) flatten(obj[k], k, names, lines);
+  for (auto it = obj.begin(); it != obj.end(); ++it)
+    if (!is_in(it.key(), first) && !is_in(it.key(), last)) flatten(*it, it.key(), names, lines);
+  for (const char* k : last)
+    if (obj.contains(k)) flatten(obj[k], k, names, lines);
+  std::string out;
+  for (const auto& [k, v] : lines) out += k + ": " + v + "\n";
+  return out;
+}
+
+}  // namespace xgw::ctl
