@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The xgw XDP data plane. Two programs:
+ *  - xgw_lan on the protected network's interface: classify plaintext
+ *    against the gateway's SPD (flow cache in front of LPM tries), police
+ *    the bandwidth tier, count, and hand matched flows to their tunnel's
+ *    backend (XFRM: pass; userspace: AF_XDP redirect).
+ *  - xgw_wan on the public interface: IKE passes, ESP (raw or in UDP 4500)
+ *    is looked up by SPI; unknown SPIs die here, counted; known ones are
+ *    counted per tunnel, policed and passed to their owner.
+ * Maps and structs: xgw_dp_abi.h. */
+#include "xgw_parse.h"
+// clang-format off
+#include "xgw_dp_abi.h"
+// clang-format on
+#include <linux/udp.h>
+
+/* Runtime knobs, fixed at load time (the verifier sees constants). */
+const volatile __u32 tier_percpu = 0; /* 1: per-CPU token shares, no lock */
+const volatile __u32 ncpus = 1;       /* possible CPUs, for tier shares */
+const volatile __u32 flow_cache = 1;  /* 0: classify every packet (bench) */
+/* Shown by `bpftool prog show` as metadata. */
+const volatile char bpf_metadata_xgw_version[] SEC(".rodata") = "xgw-dp 1";
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* BTF only describes types reachable from globals; the SPD key and value
+ * are otherwise named only through pointers in the inner-map templates,
+ * which libbpf cannot size and bpftool cannot print. These anchors put
+ * their full definitions in the object's BTF. */
+const volatile struct xgw_spd4_key xgw_btf_spd4_key = {};
+const volatile struct xgw_spd6_key xgw_btf_spd6_key = {};
+const volatile struct xgw_spd_val xgw_btf_spd_val = {};
+
+/* Which gateway and side each attached interface serves. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 2 * XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __type(value, struct xgw_ifcfg);
+} xgw_ifcfg SEC(".maps");
+
+/* Per-gateway settings: flags, SPD generation, tier. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __type(value, struct xgw_gw_cfg);
+} xgw_gw SEC(".maps");
+
+/* Token buckets, one per gateway and direction, shared by all CPUs. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 2 * XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __type(value, struct xgw_tier_state);
+} xgw_tier SEC(".maps");
+
+/* The per-CPU-shares tier variant. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2 * XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __type(value, struct xgw_tier_share);
+} xgw_tier_pc SEC(".maps");
+
+/* SPD of one gateway for one family; swapped whole by the loader. */
+struct spd4_trie {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, XGW_MAX_RELATIONS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct xgw_spd4_key);
+  __type(value, struct xgw_spd_val);
+};
+struct spd6_trie {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, XGW_MAX_RELATIONS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct xgw_spd6_key);
+  __type(value, struct xgw_spd_val);
+};
+
+/* SPD tries by gateway index. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __array(values, struct spd4_trie);
+} xgw_spd4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __array(values, struct spd6_trie);
+} xgw_spd6 SEC(".maps");
+
+/* Exact-match flow cache in front of the tries. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, XGW_FLOW_CACHE_ENTRIES);
+  __type(key, struct xgw_flow_key);
+  __type(value, struct xgw_flow_val);
+} xgw_flows SEC(".maps");
+
+/* Connections: active tunnel and its two tunnels. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, XGW_MAX_CONNS);
+  __type(key, __u32);
+  __type(value, struct xgw_conn);
+} xgw_conn SEC(".maps");
+
+/* Tunnels: backend and SA readiness. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, XGW_MAX_TUNNELS);
+  __type(key, __u32);
+  __type(value, struct xgw_tunnel);
+} xgw_tun SEC(".maps");
+
+/* Inbound SAs by SPI. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, XGW_MAX_SAS);
+  __type(key, struct xgw_sa_key);
+  __type(value, struct xgw_sa_val);
+} xgw_sa SEC(".maps");
+
+/* Traffic per gateway and per tunnel, per CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __type(value, struct xgw_traffic);
+} xgw_gw_cnt SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XGW_MAX_TUNNELS);
+  __type(key, __u32);
+  __type(value, struct xgw_traffic);
+} xgw_tun_cnt SEC(".maps");
+
+/* Outcomes (drops and notable passes) per gateway, per CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __type(value, struct xgw_reason_cnt);
+} xgw_reasons SEC(".maps");
+
+/* Acquire events for the control plane. */
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+} xgw_events SEC(".maps");
+
+/* AF_XDP sockets of the userspace ESP path, by receive queue. */
+struct {
+  __uint(type, BPF_MAP_TYPE_XSKMAP);
+  __uint(max_entries, 64);
+  __type(key, __u32);
+  __type(value, __u32);
+} xgw_xsks SEC(".maps");
+
+static __always_inline int drop(__u32 gw, enum xgw_drop_reason r) {
+  struct xgw_reason_cnt* c = bpf_map_lookup_elem(&xgw_reasons, &gw);
+  if (c && r < XGW_DROP__MAX) c->drop[r]++;
+  return XDP_DROP;
+}
+
+static __always_inline void note(__u32 gw, enum xgw_pass_reason r) {
+  struct xgw_reason_cnt* c = bpf_map_lookup_elem(&xgw_reasons, &gw);
+  if (c && r < XGW_PASS__MAX) c->pass[r]++;
+}
+
+static __always_inline void count(void* map, __u32 idx, __u32 bytes, int out) {
+  struct xgw_traffic* t = bpf_map_lookup_elem(map, &idx);
+  if (!t) return;
+  if (out) {
+    t->tx_packets++;
+    t->tx_bytes += bytes;
+  } else {
+    t->rx_packets++;
+    t->rx_bytes += bytes;
+  }
+}
+
+/* Token bucket in nano-bytes (bytes * 1e9), so refills of a few
+ * nanoseconds are not lost to integer division. */
+#define NSEC 1000000000ull
+static __always_inline int tier_admit(__u32 gw, __u32 dir, const struct xgw_gw_cfg* cfg,
+                                      __u64 bytes) {
+  if (cfg->tier_bps == 0) return 1;
+  const __u64 now = bpf_ktime_get_ns();
+  __u64 rate = cfg->tier_bps / 8; /* bytes per second == nano-bytes per ns */
+  __u64 burst = cfg->burst_bytes * NSEC;
+  const __u64 cost = bytes * NSEC;
+  const __u32 k = gw * 2 + dir;
+  if (tier_percpu) {
+    struct xgw_tier_share* s = bpf_map_lookup_elem(&xgw_tier_pc, &k);
+    if (!s) return 1;
+    const __u32 n = ncpus ? ncpus : 1;
+    rate /= n;
+    burst /= n;
+    __u64 elapsed = now - s->last_ns;
+    if (elapsed > NSEC) elapsed = NSEC;
+    __u64 tokens = s->tokens + elapsed * rate;
+    if (tokens > burst || s->last_ns == 0) tokens = burst;
+    s->last_ns = now;
+    int ok = tokens >= cost;
+    s->tokens = ok ? tokens - cost : tokens;
+    return ok;
+  }
+  struct xgw_tier_state* t = bpf_map_lookup_elem(&xgw_tier, &k);
+  if (!t) return 1;
+  int ok;
+  bpf_spin_lock(&t->lock);
+  {
+    __u64 elapsed = now > t->last_ns ? now - t->last_ns : 0;
+    if (elapsed > NSEC) elapsed = NSEC;
+    __u64 tokens = t->tokens + elapsed * rate;
+    if (tokens > burst || t->last_ns == 0) tokens = burst;
+    if (now > t->last_ns) t->last_ns = now;
+    ok = tokens >= cost;
+    t->tokens = ok ? tokens - cost : tokens;
+  }
+  bpf_spin_unlock(&t->lock);
+  return ok;
+}
+
+/* Keeps the first `len` bits of a 32-bit network-order word. */
+static __always_inline __u32 mask32(__u32 word_be, __s32 len) {
+  if (len <= 0) return 0;
+  if (len >= 32) return word_be;
+  return word_be & bpf_htonl(~0u << (32 - len));
+}
+
+static __always_inline __u32 spd4_lookup(void* trie, const struct xgw_pkt* p) {
+  struct xgw_spd4_key k = {.prefixlen = 32, .srclen = XGW_SPD_META};
+  const struct xgw_spd_val* meta = bpf_map_lookup_elem(trie, &k);
+  if (!meta) return XGW_NO_CONN;
+  const __u64 lens = meta->lenmask[0];
+  __u32 src, dst;
+  __builtin_memcpy(&src, p->src, 4);
+  __builtin_memcpy(&dst, p->dst, 4);
+  /* Longest source prefix first; relations cannot overlap on both sides,
+   * so the first hit is the only one. */
+  for (__s32 sl = 32; sl >= 0; sl--) {
+    if (!(lens & (1ull << sl))) continue;
+    k.prefixlen = 96;
+    k.srclen = bpf_htonl(sl);
+    k.src = mask32(src, sl);
+    k.dst = dst;
+    const struct xgw_spd_val* v = bpf_map_lookup_elem(trie, &k);
+    if (v) return v->conn_idx;
+  }
+  return XGW_NO_CONN;
+}
+
+static __always_inline __u32 spd6_lookup(void* trie, const struct xgw_pkt* p) {
+  struct xgw_spd6_key k = {};
+  k.prefixlen = 32;
+  k.srclen = XGW_SPD_META;
+  const struct xgw_spd_val* meta = bpf_map_lookup_elem(trie, &k);
+  if (!meta) return XGW_NO_CONN;
+  __u64 lens[3] = {meta->lenmask[0], meta->lenmask[1], meta->lenmask[2]};
+  __u32 src[4];
+  __builtin_memcpy(src, p->src, 16);
+  __builtin_memcpy(k.dst, p->dst, 16);
+  k.prefixlen = 32 + 128 + 128;
+  for (__s32 sl = 128; sl >= 0; sl--) {
+    if (!(lens[sl >> 6] & (1ull << (sl & 63)))) continue;
+    k.srclen = bpf_htonl(sl);
+    __u32 m[4] = {mask32(src[0], sl), mask32(src[1], sl - 32), mask32(src[2], sl - 64),
+                  mask32(src[3], sl - 96)};
+    __builtin_memcpy(k.src, m, 16);
+    const struct xgw_spd_val* v = bpf_map_lookup_elem(trie, &k);
+    if (v) return v->conn_idx;
+  }
+  return XGW_NO_CONN;
+}
+
+static __always_inline __u32 classify(__u32 gw, const struct xgw_gw_cfg* cfg,
+                                      const struct xgw_pkt* p) {
+  struct xgw_flow_key fk = {.gw_idx = gw, .family = p->family};
+  if (flow_cache) {
+    __builtin_memcpy(fk.src, p->src, 16);
+    __builtin_memcpy(fk.dst, p->dst, 16);
+    const struct xgw_flow_val* hit = bpf_map_lookup_elem(&xgw_flows, &fk);
+    if (hit && hit->spd_gen == cfg->spd_gen) return hit->conn_idx;
+  }
+  /* Read the generation before the trie: an entry is never tagged newer
+   * than the table it came from. */
+  const __u32 gen = cfg->spd_gen;
+  __u32 conn = XGW_NO_CONN;
+  void* trie = bpf_map_lookup_elem(p->family == 4 ? (void*)&xgw_spd4 : (void*)&xgw_spd6, &gw);
+  if (trie) conn = p->family == 4 ? spd4_lookup(trie, p) : spd6_lookup(trie, p);
+  if (flow_cache) {
+    struct xgw_flow_val v = {.conn_idx = conn, .spd_gen = gen};
+    bpf_map_update_elem(&xgw_flows, &fk, &v, BPF_ANY);
+  }
+  return conn;
+}
+
+static __always_inline void acquire(__u32 gw, __u32 conn, __u32 tun_idx, struct xgw_tunnel* t,
+                                    const struct xgw_pkt* p) {
+  const __u64 now = bpf_ktime_get_ns();
+  const __u64 last = t->last_acquire_ns;
+  if (last && now - last < XGW_ACQUIRE_INTERVAL_NS) return;
+  /* Racy by design: at worst two CPUs both report within one interval. */
+  t->last_acquire_ns = now;
+  struct xgw_event* e = bpf_ringbuf_reserve(&xgw_events, sizeof(*e), 0);
+  if (!e) return;
+  e->type = XGW_EV_ACQUIRE;
+  e->gw_idx = gw;
+  e->conn_idx = conn;
+  e->tunnel_idx = tun_idx;
+  e->family = p->family;
+  e->pad = 0;
+  __builtin_memcpy(e->src, p->src, 16);
+  __builtin_memcpy(e->dst, p->dst, 16);
+  bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int parse_verdict(__u32 gw, int r) {
+  if (r == XGW_PARSE_NOT_IP) {
+    note(gw, XGW_PASS_NOT_IP);
+    return XDP_PASS;
+  }
+  return drop(gw, r == XGW_PARSE_TRUNCATED ? XGW_DROP_TRUNCATED : XGW_DROP_MALFORMED);
+}
+
+SEC("xdp")
+int xgw_lan(struct xdp_md* ctx) {
+  const __u32 ifindex = ctx->ingress_ifindex;
+  const struct xgw_ifcfg* ifc = bpf_map_lookup_elem(&xgw_ifcfg, &ifindex);
+  if (!ifc) return XDP_PASS; /* not an interface of ours */
+  const __u32 gw = ifc->gw_idx;
+  const struct xgw_gw_cfg* cfg = bpf_map_lookup_elem(&xgw_gw, &gw);
+  if (!cfg || !(cfg->flags & XGW_GW_F_ACTIVE)) return XDP_PASS;
+
+  struct xgw_pkt p;
+  const int r = xgw_parse(ctx, &p);
+  if (r != XGW_PARSE_OK) return parse_verdict(gw, r);
+
+  const __u32 conn_idx = classify(gw, cfg, &p);
+  if (conn_idx == XGW_NO_CONN) {
+    if (cfg->flags & XGW_GW_F_DROP_UNMATCHED) return drop(gw, XGW_DROP_NO_POLICY);
+    note(gw, XGW_PASS_NO_MATCH);
+    return XDP_PASS;
+  }
+  const struct xgw_conn* conn = bpf_map_lookup_elem(&xgw_conn, &conn_idx);
+  if (!conn || !(conn->flags & XGW_CONN_F_VALID) || conn->gw_idx != gw)
+    return drop(gw, XGW_DROP_NO_CONN);
+  __u32 tun_idx = conn->tunnel[conn->active & 1];
+  struct xgw_tunnel* tun = bpf_map_lookup_elem(&xgw_tun, &tun_idx);
+  if (!tun) return drop(gw, XGW_DROP_NO_CONN);
+
+  if (!(tun->flags & XGW_TUN_F_SA_READY)) {
+    acquire(gw, conn_idx, tun_idx, tun, &p);
+    if (cfg->flags & XGW_GW_F_DROP_NO_SA) return drop(gw, XGW_DROP_NO_SA);
+    note(gw, XGW_PASS_NO_SA_PASS);
+    return XDP_PASS;
+  }
+  if (!tier_admit(gw, XGW_DIR_OUT, cfg, p.l3_len)) return drop(gw, XGW_DROP_OVER_TIER);
+  count(&xgw_gw_cnt, gw, p.l3_len, 1);
+  count(&xgw_tun_cnt, tun_idx, p.l3_len, 1);
+  if (tun->backend == XGW_BACKEND_USERSPACE) {
+    note(gw, XGW_PASS_USERSPACE);
+    return bpf_redirect_map(&xgw_xsks, ctx->rx_queue_index, XDP_PASS);
+  }
+  note(gw, XGW_PASS_XFRM);
+  return XDP_PASS;
+}
+
+#define IKE_PORT 500
+#define NATT_PORT 4500
+
+SEC("xdp")
+int xgw_wan(struct xdp_md* ctx) {
+  const __u32 ifindex = ctx->ingress_ifindex;
+  const struct xgw_ifcfg* ifc = bpf_map_lookup_elem(&xgw_ifcfg, &ifindex);
+  if (!ifc) return XDP_PASS;
+  const __u32 gw = ifc->gw_idx;
+  const struct xgw_gw_cfg* cfg = bpf_map_lookup_elem(&xgw_gw, &gw);
+  if (!cfg || !(cfg->flags & XGW_GW_F_ACTIVE)) return XDP_PASS;
+
+  struct xgw_pkt p;
+  const int r = xgw_parse(ctx, &p);
+  if (r != XGW_PARSE_OK) return parse_verdict(gw, r);
+  if (p.later_fragment) {
+    /* No transport header to read; the stack reassembles. */
+    note(gw, XGW_PASS_FRAGMENT);
+    return XDP_PASS;
+  }
+  void* data_end = (void*)(long)ctx->data_end;
+  __u32 spi;
+  if (p.proto == IPPROTO_UDP) {
+    struct udphdr* u = p.l4;
+    if ((void*)(u + 1) > p.end || (void*)(u + 1) > data_end) return drop(gw, XGW_DROP_TRUNCATED);
+    const __u16 dport = bpf_ntohs(u->dest);
+    if (dport == IKE_PORT) {
+      note(gw, XGW_PASS_IKE);
+      return XDP_PASS;
+    }
+    if (dport != NATT_PORT) {
+      note(gw, XGW_PASS_OTHER);
+      return XDP_PASS;
+    }
+    /* RFC 3948 §2.2: a 1-byte 0xff payload is a NAT keepalive; RFC 3947 /
+     * 7296 §2.23: four zero bytes (the non-ESP marker) precede IKE. */
+    __u8* pl = (void*)(u + 1);
+    if ((void*)(pl + 1) <= p.end && (void*)(pl + 1) <= data_end && (void*)(pl + 1) == p.end &&
+        pl[0] == 0xff) {
+      note(gw, XGW_PASS_NATT_KEEPALIVE);
+      return XDP_PASS;
+    }
+    /* SPI and sequence number: 8 bytes at least. */
+    if ((void*)(pl + 8) > p.end || (void*)(pl + 8) > data_end) return drop(gw, XGW_DROP_MALFORMED);
+    __builtin_memcpy(&spi, pl, 4);
+    if (spi == 0) {
+      note(gw, XGW_PASS_IKE);
+      return XDP_PASS;
+    }
+  } else if (p.proto == IPPROTO_ESP) {
+    __u8* esp = p.l4;
+    if ((void*)(esp + 8) > p.end || (void*)(esp + 8) > data_end) return drop(gw, XGW_DROP_TRUNCATED);
+    __builtin_memcpy(&spi, esp, 4);
+  } else {
+    note(gw, XGW_PASS_OTHER);
+    return XDP_PASS;
+  }
+
+  struct xgw_sa_key sk = {.spi = spi};
+  const struct xgw_sa_val* sa = bpf_map_lookup_elem(&xgw_sa, &sk);
+  if (!sa || sa->gw_idx != gw) return drop(gw, XGW_DROP_UNKNOWN_SPI);
+  if (!tier_admit(gw, XGW_DIR_IN, cfg, p.l3_len)) return drop(gw, XGW_DROP_OVER_TIER);
+  count(&xgw_gw_cnt, gw, p.l3_len, 0);
+  count(&xgw_tun_cnt, sa->tunnel_idx, p.l3_len, 0);
+  note(gw, XGW_PASS_ESP_IN);
+  return XDP_PASS;
+}
