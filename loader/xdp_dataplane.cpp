@@ -182,6 +182,13 @@ struct XdpDataplane::Impl {
     return sum;
   }
 
+  Result<void> percpu_zero(bpf_map* m, uint32_t key) {
+    std::vector<uint8_t> zero(static_cast<size_t>((bpf_map__value_size(m) + 7) / 8 * 8) * ncpus);
+    if (bpf_map_update_elem(fd(m), &key, zero.data(), BPF_ANY) != 0)
+      return unexpected(sys(std::string("reset ") + bpf_map__name(m), errno));
+    return {};
+  }
+
   static int on_event(void* ctx, void* data, size_t len) {
     auto* self = static_cast<Impl*>(ctx);
     if (len < sizeof(xgw_event)) return 0;
@@ -509,6 +516,15 @@ Result<void> XdpDataplane::remove_sa(uint32_t spi) {
   if (bpf_map_delete_elem(impl_->fd(impl_->skel->maps.xgw_sa), &k) != 0 && errno != ENOENT)
     return unexpected(sys("remove SA", errno));
   return {};
+}
+
+Result<void> XdpDataplane::reset_gateway_counters(uint32_t gw_idx) {
+  if (auto r = impl_->percpu_zero(impl_->skel->maps.xgw_gw_cnt, gw_idx); !r) return r;
+  return impl_->percpu_zero(impl_->skel->maps.xgw_reasons, gw_idx);
+}
+
+Result<void> XdpDataplane::reset_tunnel_counters(uint32_t tunnel_idx) {
+  return impl_->percpu_zero(impl_->skel->maps.xgw_tun_cnt, tunnel_idx);
 }
 
 Result<Traffic> XdpDataplane::gateway_traffic(uint32_t gw_idx) const {

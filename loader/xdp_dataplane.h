@@ -121,6 +121,10 @@ class XdpDataplane {
   Result<void> add_sa(uint32_t spi, uint32_t tunnel_idx, uint32_t gw_idx);  // spi in host order
   Result<void> remove_sa(uint32_t spi);
 
+  // Zero a reused index's counters so a new object does not inherit them.
+  Result<void> reset_gateway_counters(uint32_t gw_idx);
+  Result<void> reset_tunnel_counters(uint32_t tunnel_idx);
+
   Result<Traffic> gateway_traffic(uint32_t gw_idx) const;
   Result<Traffic> tunnel_traffic(uint32_t tunnel_idx) const;
   Result<Reasons> reasons(uint32_t gw_idx) const;

@@ -50,6 +50,18 @@ CREATE TABLE vpn_connections (
 ) STRICT;
 CREATE INDEX vpn_connections_cgw ON vpn_connections(cgw_id);
 )sql",
+    // 2: the XDP data plane's map indexes for gateways, connections and
+    // tunnels, stable across restarts so pinned counters stay with their
+    // object.
+    R"sql(
+CREATE TABLE dataplane_index (
+  kind      TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  idx       INTEGER NOT NULL,
+  PRIMARY KEY (kind, object_id),
+  UNIQUE (kind, idx)
+) STRICT;
+)sql",
 };
 
 // A prepared statement; finalized on scope exit.
@@ -65,6 +77,10 @@ class Stmt {
   Stmt& bind(int i, const std::string& v) {
     if (rc_ == SQLITE_OK)
       rc_ = sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(s_, i, v);
     return *this;
   }
   // SQLITE_ROW, SQLITE_DONE or an error code.
@@ -400,6 +416,57 @@ Result<void> Store::delete_connection(const std::string& id) {
   Stmt st(db_, "DELETE FROM vpn_connections WHERE id = ?");
   st.bind(1, id);
   return run(db_, st, "delete connection", 1);
+}
+
+// --- data-plane indexes ---------------------------------------------------------
+
+Result<Store::Index> Store::dataplane_index(const std::string& kind, const std::string& object_id,
+                                            uint32_t limit) {
+  {
+    Stmt st(db_, "SELECT idx FROM dataplane_index WHERE kind = ? AND object_id = ?");
+    st.bind(1, kind).bind(2, object_id);
+    if (!st.ok()) return unexpected(db_error(db_, "read dataplane index"));
+    const int rc = st.step();
+    if (rc == SQLITE_ROW) return Index{static_cast<uint32_t>(st.integer(0)), false};
+    if (rc != SQLITE_DONE) return unexpected(db_error(db_, "read dataplane index"));
+  }
+  // The lowest free index.
+  uint32_t idx = 0;
+  {
+    Stmt used(db_, "SELECT idx FROM dataplane_index WHERE kind = ? ORDER BY idx");
+    used.bind(1, kind);
+    if (!used.ok()) return unexpected(db_error(db_, "allocate dataplane index"));
+    int rc;
+    while ((rc = used.step()) == SQLITE_ROW && static_cast<uint32_t>(used.integer(0)) == idx) ++idx;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+      return unexpected(db_error(db_, "allocate dataplane index"));
+  }
+  if (idx >= limit) {
+    return unexpected(StoreError{
+        "no free " + kind + " index in the data plane (limit " + std::to_string(limit) + ")",
+        SQLITE_FULL});
+  }
+  Stmt ins(db_, "INSERT INTO dataplane_index (kind, object_id, idx) VALUES (?, ?, ?)");
+  ins.bind(1, kind).bind(2, object_id).bind(3, int64_t{idx});
+  if (auto r = run(db_, ins, "store dataplane index", 1); !r) return unexpected(r.error());
+  return Index{idx, true};
+}
+
+Result<std::vector<std::pair<std::string, uint32_t>>> Store::dataplane_indexes(
+    const std::string& kind) {
+  Stmt st(db_, "SELECT object_id, idx FROM dataplane_index WHERE kind = ? ORDER BY idx");
+  st.bind(1, kind);
+  return collect<std::pair<std::string, uint32_t>>(
+      db_, st, "list dataplane indexes",
+      [](Stmt& s) -> Expected<std::pair<std::string, uint32_t>, std::string> {
+        return std::pair{s.text(0), static_cast<uint32_t>(s.integer(1))};
+      });
+}
+
+Result<void> Store::release_dataplane_index(const std::string& kind, const std::string& object_id) {
+  Stmt st(db_, "DELETE FROM dataplane_index WHERE kind = ? AND object_id = ?");
+  st.bind(1, kind).bind(2, object_id);
+  return run(db_, st, "release dataplane index");
 }
 
 }  // namespace xgw::store

@@ -73,6 +73,18 @@ class Store {
   Result<void> update_connection(const control::VpnConnection& c);
   Result<void> delete_connection(const std::string& id);
 
+  // Data-plane map indexes by object: kind "gateway", "connection" or
+  // "tunnel". Allocates the lowest free index below `limit` on first use
+  // (`fresh` = true: the caller should clear what the index used to count).
+  struct Index {
+    uint32_t idx;
+    bool fresh;
+  };
+  Result<Index> dataplane_index(const std::string& kind, const std::string& object_id,
+                                uint32_t limit);
+  Result<std::vector<std::pair<std::string, uint32_t>>> dataplane_indexes(const std::string& kind);
+  Result<void> release_dataplane_index(const std::string& kind, const std::string& object_id);
+
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Result<void> migrate();

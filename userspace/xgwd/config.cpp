@@ -31,6 +31,62 @@ bool read_quota(const YAML::Node& n, const std::string& key, uint32_t& out, std:
   return true;
 }
 
+Expected<void, std::string> parse_dataplane(const YAML::Node& v, DataplaneConfig& d) {
+  if (!v.IsMap()) return unexpected(std::string("config: 'dataplane' must be a mapping"));
+  d.enabled = true;
+  std::string err;
+  for (const auto& a : v) {
+    const auto k = a.first.as<std::string>();
+    const auto& n = a.second;
+    if (k == "pin_dir") {
+      if (!read_scalar(n, "dataplane.pin_dir", d.pin_dir, err)) return unexpected(err);
+      if (d.pin_dir.rfind("/sys/fs/bpf/", 0) != 0)
+        return unexpected(std::string("config: dataplane.pin_dir must lie under /sys/fs/bpf/"));
+    } else if (k == "tier") {
+      std::string t;
+      if (!read_scalar(n, "dataplane.tier", t, err)) return unexpected(err);
+      if (t != "lock" && t != "percpu")
+        return unexpected("config: dataplane.tier '" + t + "' is not lock or percpu");
+      d.tier_percpu = t == "percpu";
+    } else if (k == "backend") {
+      if (!read_scalar(n, "dataplane.backend", d.backend, err)) return unexpected(err);
+      if (d.backend != "xfrm" && d.backend != "userspace")
+        return unexpected("config: dataplane.backend '" + d.backend + "' is not xfrm or userspace");
+    } else if (k == "drop_unmatched") {
+      if (!read_scalar(n, "dataplane.drop_unmatched", d.drop_unmatched, err))
+        return unexpected(err);
+    } else if (k == "drop_no_sa") {
+      if (!read_scalar(n, "dataplane.drop_no_sa", d.drop_no_sa, err)) return unexpected(err);
+    } else if (k == "gateways") {
+      if (!n.IsMap())
+        return unexpected(std::string("config: 'dataplane.gateways' must be a mapping"));
+      for (const auto& g : n) {
+        const auto name = g.first.as<std::string>();
+        if (!g.second.IsMap())
+          return unexpected("config: dataplane.gateways." + name + " must be a mapping");
+        DataplaneGateway dg;
+        for (const auto& f : g.second) {
+          const auto fk = f.first.as<std::string>();
+          const std::string path = "dataplane.gateways." + name + "." + fk;
+          std::string* slot = fk == "lan_interface"   ? &dg.lan_interface
+                              : fk == "wan_interface" ? &dg.wan_interface
+                                                      : nullptr;
+          if (!slot) return unexpected("config: unknown key '" + path + "'");
+          if (!read_scalar(f.second, path, *slot, err)) return unexpected(err);
+          if (slot->empty() || slot->size() > 15)
+            return unexpected("config: " + path + " must be an interface name (1-15 characters)");
+        }
+        if (dg.lan_interface.empty() && dg.wan_interface.empty())
+          return unexpected("config: dataplane.gateways." + name + " names no interface");
+        d.gateways[name] = dg;
+      }
+    } else {
+      return unexpected("config: unknown key 'dataplane." + k + "'");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
@@ -82,6 +138,8 @@ Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
         if (!slot) return unexpected("config: unknown key 'quotas." + k + "'");
         if (!read_quota(a.second, k, *slot, err)) return unexpected(err);
       }
+    } else if (key == "dataplane") {
+      if (auto r = parse_dataplane(v, c.dataplane); !r) return unexpected(r.error());
     } else {
       return unexpected("config: unknown key '" + key + "'");
     }

@@ -3,6 +3,7 @@
 // never silently falls back to a default.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -11,12 +12,29 @@
 
 namespace xgw::xgwd {
 
+// The XDP data plane (present in the file: enabled). Interfaces are named
+// per gateway, by the gateway's name.
+struct DataplaneGateway {
+  std::string lan_interface;
+  std::string wan_interface;
+};
+struct DataplaneConfig {
+  bool enabled = false;
+  std::string pin_dir = "/sys/fs/bpf/xgw/default";
+  bool tier_percpu = false;           // tier: lock (default) | percpu
+  std::string backend = "userspace";  // xfrm | userspace
+  bool drop_unmatched = false;
+  bool drop_no_sa = false;
+  std::map<std::string, DataplaneGateway> gateways;
+};
+
 struct Config {
   std::string state_dir = "/var/lib/xgw";
   std::string api_listen = "127.0.0.1:9740";
   std::string api_token_file;  // empty: <state_dir>/api-token
   std::string log_level = "info";
   control::Quotas quotas;
+  DataplaneConfig dataplane;
 };
 
 // Applies the YAML document in `path` on top of `base`.

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "control/service.h"
 #include "store/store.h"
 #include "xgwd/config.h"
+#include "xgwd/xdp_sync.h"
 
 namespace {
 
@@ -84,6 +86,9 @@ int main(int argc, char** argv) {
   app.add_option("--api-listen", api_listen, "REST API address ADDR:PORT (default 127.0.0.1:9740)");
   app.add_option("--api-token-file", token_file, "read the API token from this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  bool detach_all = false;
+  app.add_flag("--detach-all", detach_all,
+               "detach the XDP programs of the configured pin dir, remove its pins, and exit");
   CLI11_PARSE(app, argc, argv);
 
   // Flags override the file; the file overrides defaults. Kept so SIGHUP
@@ -107,6 +112,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::init(cfg->log_level);
+  if (detach_all) {
+    auto r = loader::XdpDataplane::detach_all(cfg->dataplane.pin_dir);
+    if (!r) {
+      log::error("dataplane.detach_all",
+                 {{"pin_dir", cfg->dataplane.pin_dir}, {"error", r.error().message()}});
+      return 1;
+    }
+    log::info("dataplane.detached_all", {{"pin_dir", cfg->dataplane.pin_dir}});
+    return 0;
+  }
   auto hp = api::parse_host_port(cfg->api_listen);
   if (!hp) {
     log::error("xgwd.bad_config", {{"error", "api listen: " + hp.error()}});
@@ -145,7 +160,52 @@ int main(int argc, char** argv) {
     else
       log::error("gateway.activate_failed", {{"gateway", id}, {"error", r.error().message}});
   };
-  cp.set_observer([&io, activate](const control::Change& c) {
+  if (auto gws = (*store)->gateways()) {
+    for (const auto& g : *gws)
+      if (g.status == "pending") boost::asio::post(io, [activate, id = g.id] { activate(id); });
+  }
+
+  // The XDP data plane, when configured: programmed from the store at
+  // start and after every committed change (coalesced), events polled.
+  std::optional<loader::XdpDataplane> dp;
+  std::unique_ptr<xgwd::XdpSync> xdp;
+  bool sync_queued = false;
+  boost::asio::steady_timer event_timer(io);
+  std::function<void()> schedule_sync = [] {};
+  std::function<void(const boost::system::error_code&)> tick;
+  if (cfg->dataplane.enabled) {
+    auto opened = loader::XdpDataplane::open({.pin_dir = cfg->dataplane.pin_dir,
+                                              .tier_percpu = cfg->dataplane.tier_percpu,
+                                              .flow_cache = true});
+    if (!opened) {
+      log::error("dataplane.open",
+                 {{"pin_dir", cfg->dataplane.pin_dir}, {"error", opened.error().message()}});
+      return 1;
+    }
+    dp.emplace(std::move(*opened));
+    xdp = std::make_unique<xgwd::XdpSync>(**store, *dp, cfg->dataplane);
+    log::info("dataplane.loaded", {{"pin_dir", cfg->dataplane.pin_dir},
+                                   {"tier", cfg->dataplane.tier_percpu ? "percpu" : "lock"},
+                                   {"backend", cfg->dataplane.backend}});
+    schedule_sync = [&] {
+      if (sync_queued) return;
+      sync_queued = true;
+      boost::asio::post(io, [&] {
+        sync_queued = false;
+        (void)xdp->sync();  // problems are logged one by one
+      });
+    };
+    schedule_sync();
+    tick = [&](const boost::system::error_code& e) {
+      if (e) return;
+      xdp->poll_events();
+      event_timer.expires_after(std::chrono::milliseconds(250));
+      event_timer.async_wait(tick);
+    };
+    event_timer.expires_after(std::chrono::milliseconds(250));
+    event_timer.async_wait(tick);
+  }
+  cp.set_observer([&io, activate, &schedule_sync](const control::Change& c) {
     log::info("control.change",
               {{"kind", c.kind == control::Change::Kind::Gateway           ? "vpn_gateway"
                         : c.kind == control::Change::Kind::CustomerGateway ? "customer_gateway"
@@ -157,11 +217,8 @@ int main(int argc, char** argv) {
     if (c.kind == control::Change::Kind::Gateway && c.op == control::Change::Op::Created) {
       boost::asio::post(io, [activate, id = c.id] { activate(id); });
     }
+    boost::asio::post(io, [&schedule_sync] { schedule_sync(); });
   });
-  if (auto gws = (*store)->gateways()) {
-    for (const auto& g : *gws)
-      if (g.status == "pending") boost::asio::post(io, [activate, id = g.id] { activate(id); });
-  }
 
   api::Router router = api::make_rest_api(cp);
   api::HttpServer server(io, router, {*token, api::kMaxBodyBytes, std::chrono::seconds(30)});
@@ -184,28 +241,40 @@ int main(int argc, char** argv) {
                              {"schema", (*store)->schema_version().value()}});
 
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& e, int sig) {
-        if (e) return;
-        if (sig == SIGHUP) {
-          auto next = effective();
-          if (!next) {
-            log::error("xgwd.reload_failed", {{"error", next.error()}});
-          } else {
-            log::set_level(next->log_level);
-            cp.set_quotas(next->quotas);
-            log::info("xgwd.reloaded", {{"log_level", next->log_level}});
-            if (next->api_listen != cfg->api_listen || next->state_dir != cfg->state_dir)
-              log::warn("xgwd.reload_partial",
-                        {{"reason", "state_dir and api.listen change only on restart"}});
-          }
-          signals.async_wait(on_signal);
-          return;
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::
+                                                                                 error_code& e,
+                                                                             int sig) {
+    if (e) return;
+    if (sig == SIGHUP) {
+      auto next = effective();
+      if (!next) {
+        log::error("xgwd.reload_failed", {{"error", next.error()}});
+      } else {
+        log::set_level(next->log_level);
+        cp.set_quotas(next->quotas);
+        if (xdp) {
+          if (next->dataplane.pin_dir != cfg->dataplane.pin_dir ||
+              next->dataplane.tier_percpu != cfg->dataplane.tier_percpu)
+            log::warn("xgwd.reload_partial",
+                      {{"reason", "dataplane pin_dir and tier change only on restart"}});
+          xdp->set_config(next->dataplane);
+          schedule_sync();
+        } else if (next->dataplane.enabled) {
+          log::warn("xgwd.reload_partial", {{"reason", "enabling the dataplane needs a restart"}});
         }
-        log::info("xgwd.stopping", {{"signal", sig}});
-        server.stop();
-        io.stop();
-      };
+        log::info("xgwd.reloaded", {{"log_level", next->log_level}});
+        if (next->api_listen != cfg->api_listen || next->state_dir != cfg->state_dir)
+          log::warn("xgwd.reload_partial",
+                    {{"reason", "state_dir and api.listen change only on restart"}});
+      }
+      signals.async_wait(on_signal);
+      return;
+    }
+    log::info("xgwd.stopping", {{"signal", sig}});
+    server.stop();
+    event_timer.cancel();
+    io.stop();
+  };
   signals.async_wait(on_signal);
   io.run();
   ::unlink((cfg->state_dir + "/api.addr").c_str());
