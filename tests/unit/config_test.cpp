@@ -46,3 +46,41 @@ TEST(Config, RejectsTyposAndBadValues) {
 
 }  // namespace
 }  // namespace xgw::xgwd
+
+namespace xgw::xgwd {
+namespace {
+
+TEST(Config, Dataplane) {
+  auto c = parse_config("", Config{});
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->dataplane.enabled);
+  c = parse_config(R"(
+dataplane:
+  pin_dir: /sys/fs/bpf/xgw/site1
+  tier: percpu
+  backend: xfrm
+  drop_unmatched: true
+  gateways:
+    gw-hq: {lan_interface: eth1, wan_interface: eth0}
+)",
+                   Config{});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_TRUE(c->dataplane.enabled);
+  EXPECT_EQ(c->dataplane.pin_dir, "/sys/fs/bpf/xgw/site1");
+  EXPECT_TRUE(c->dataplane.tier_percpu);
+  EXPECT_EQ(c->dataplane.backend, "xfrm");
+  EXPECT_TRUE(c->dataplane.drop_unmatched);
+  EXPECT_FALSE(c->dataplane.drop_no_sa);
+  EXPECT_EQ(c->dataplane.gateways.at("gw-hq").lan_interface, "eth1");
+  EXPECT_EQ(c->dataplane.gateways.at("gw-hq").wan_interface, "eth0");
+  for (const char* bad :
+       {"dataplane: {pin_dir: /tmp/x}", "dataplane: {tier: fast}", "dataplane: {backend: dpdk}",
+        "dataplane: {gateways: {g: {lan_interface: averyveryverylongname}}}",
+        "dataplane: {gateways: {g: {}}}", "dataplane: {gateways: {g: {lan: eth0}}}",
+        "dataplane: {drop_unmatched: maybe}", "dataplane: 3"}) {
+    EXPECT_FALSE(parse_config(bad, Config{})) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace xgw::xgwd
