@@ -2,6 +2,7 @@
 
 #include <net/if.h>
 
+#include <algorithm>
 #include <set>
 
 #include "common/log.h"
@@ -140,7 +141,10 @@ Expected<void, std::string> XdpSync::sync() {
       if (auto r = store_.release_dataplane_index(kind, id); !r) problem(r.error().message);
     }
   };
-  sweep("gateway", live_gw, [&](uint32_t idx) { dp_.remove_gateway(idx); });
+  sweep("gateway", live_gw, [&](uint32_t idx) {
+    dp_.remove_gateway(idx);
+    installed_spd_.erase(idx);
+  });
   sweep("connection", live_conn, [&](uint32_t idx) { dp_.remove_connection(idx); });
   sweep("tunnel", live_tun, [&](uint32_t) {});
   if (auto r = txn->commit(); !r) problem("store: " + r.error().message);

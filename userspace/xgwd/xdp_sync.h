@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/expected.h"
 #include "loader/xdp_dataplane.h"
@@ -32,6 +33,9 @@ class XdpSync {
   DataplaneConfig cfg_;
   // ifindex -> (gateway index, role) this process attached.
   std::map<int, std::pair<uint32_t, loader::IfRole>> attached_;
+  // The SPD last installed per gateway index: an unchanged SPD is not
+  // swapped again (a swap retires the whole flow cache of the gateway).
+  std::map<uint32_t, std::vector<std::string>> installed_spd_;
   // Reverse lookups for event logs.
   std::map<uint32_t, std::string> gw_ids_, conn_ids_;
 };
