@@ -31,10 +31,10 @@ const volatile struct xgw_spd4_key xgw_btf_spd4_key = {};
 const volatile struct xgw_spd6_key xgw_btf_spd6_key = {};
 const volatile struct xgw_spd_val xgw_btf_spd_val = {};
 
-/* Which gateway and side each attached interface serves. */
+/* Which gateway and side each interface serves, by ifindex. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 2 * XGW_MAX_GATEWAYS);
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, XGW_MAX_IFINDEX);
   __type(key, __u32);
   __type(value, struct xgw_ifcfg);
 } xgw_ifcfg SEC(".maps");
@@ -94,13 +94,20 @@ struct {
   __array(values, struct spd6_trie);
 } xgw_spd6 SEC(".maps");
 
-/* Exact-match flow cache in front of the tries. */
+/* Exact-match flow caches in front of the tries, per CPU. */
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, XGW_FLOW_CACHE_ENTRIES);
-  __type(key, struct xgw_flow_key);
-  __type(value, struct xgw_flow_val);
-} xgw_flows SEC(".maps");
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XGW_FLOW_SLOTS);
+  __type(key, __u32);
+  __type(value, struct xgw_flow4);
+} xgw_flow4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XGW_FLOW_SLOTS);
+  __type(key, __u32);
+  __type(value, struct xgw_flow6);
+} xgw_flow6 SEC(".maps");
 
 /* Connections: active tunnel and its two tunnels. */
 struct {
@@ -189,10 +196,22 @@ static __always_inline void count(void* map, __u32 idx, __u32 bytes, int out) {
 /* Token bucket in nano-bytes (bytes * 1e9), so refills of a few
  * nanoseconds are not lost to integer division. */
 #define NSEC 1000000000ull
+
+/* Tokens after `elapsed` ns at `rate`, never above `burst`; a bucket that
+ * would fill up is simply full, so elapsed * rate cannot overflow. */
+static __always_inline __u64 refill(__u64 tokens, __u64 elapsed, __u64 rate, __u64 burst,
+                                    int fresh) {
+  if (tokens > burst) tokens = burst;
+  if (fresh || (rate && elapsed >= (burst - tokens) / rate)) return burst;
+  return tokens + elapsed * rate;
+}
+
 static __always_inline int tier_admit(__u32 gw, __u32 dir, const struct xgw_gw_cfg* cfg,
                                       __u64 bytes) {
   if (cfg->tier_bps == 0) return 1;
-  const __u64 now = bpf_ktime_get_ns();
+  /* The coarse clock costs ~3 ns against ~28 ns; its jiffy steps are far
+   * below the bucket depth (>= 50 ms of rate). */
+  const __u64 now = bpf_ktime_get_coarse_ns();
   __u64 rate = cfg->tier_bps / 8; /* bytes per second == nano-bytes per ns */
   __u64 burst = cfg->burst_bytes * NSEC;
   const __u64 cost = bytes * NSEC;
@@ -203,10 +222,8 @@ static __always_inline int tier_admit(__u32 gw, __u32 dir, const struct xgw_gw_c
     const __u32 n = ncpus ? ncpus : 1;
     rate /= n;
     burst /= n;
-    __u64 elapsed = now - s->last_ns;
-    if (elapsed > NSEC) elapsed = NSEC;
-    __u64 tokens = s->tokens + elapsed * rate;
-    if (tokens > burst || s->last_ns == 0) tokens = burst;
+    const __u64 tokens =
+        refill(s->tokens, now > s->last_ns ? now - s->last_ns : 0, rate, burst, s->last_ns == 0);
     s->last_ns = now;
     int ok = tokens >= cost;
     s->tokens = ok ? tokens - cost : tokens;
@@ -217,10 +234,8 @@ static __always_inline int tier_admit(__u32 gw, __u32 dir, const struct xgw_gw_c
   int ok;
   bpf_spin_lock(&t->lock);
   {
-    __u64 elapsed = now > t->last_ns ? now - t->last_ns : 0;
-    if (elapsed > NSEC) elapsed = NSEC;
-    __u64 tokens = t->tokens + elapsed * rate;
-    if (tokens > burst || t->last_ns == 0) tokens = burst;
+    const __u64 tokens =
+        refill(t->tokens, now > t->last_ns ? now - t->last_ns : 0, rate, burst, t->last_ns == 0);
     if (now > t->last_ns) t->last_ns = now;
     ok = tokens >= cost;
     t->tokens = ok ? tokens - cost : tokens;
@@ -281,24 +296,56 @@ static __always_inline __u32 spd6_lookup(void* trie, const struct xgw_pkt* p) {
   return XGW_NO_CONN;
 }
 
+/* 16-byte equality without a memcmp call (BPF has no libc). */
+static __always_inline int same16(const __u8* a, const __u32 b[4]) {
+  __u32 w[4];
+  __builtin_memcpy(w, a, 16);
+  return ((w[0] ^ b[0]) | (w[1] ^ b[1]) | (w[2] ^ b[2]) | (w[3] ^ b[3])) == 0;
+}
+
 static __always_inline __u32 classify(__u32 gw, const struct xgw_gw_cfg* cfg,
                                       const struct xgw_pkt* p) {
-  struct xgw_flow_key fk = {.gw_idx = gw, .family = p->family};
-  if (flow_cache) {
-    __builtin_memcpy(fk.src, p->src, 16);
-    __builtin_memcpy(fk.dst, p->dst, 16);
-    const struct xgw_flow_val* hit = bpf_map_lookup_elem(&xgw_flows, &fk);
-    if (hit && hit->spd_gen == cfg->spd_gen) return hit->conn_idx;
-  }
   /* Read the generation before the trie: an entry is never tagged newer
    * than the table it came from. */
   const __u32 gen = cfg->spd_gen;
+  __u32 src[4], dst[4];
+  __builtin_memcpy(src, p->src, 16);
+  __builtin_memcpy(dst, p->dst, 16);
+  struct xgw_flow4* f4 = 0;
+  struct xgw_flow6* f6 = 0;
+  if (flow_cache) {
+    if (p->family == 4) {
+      __u32 slot = xgw_flow4_slot(gw, src[0], dst[0]);
+      f4 = bpf_map_lookup_elem(&xgw_flow4, &slot);
+      if (f4 && f4->valid && f4->spd_gen == gen && f4->gw_idx == gw && f4->src == src[0] &&
+          f4->dst == dst[0])
+        return f4->conn_idx;
+    } else {
+      __u32 slot = xgw_flow6_slot(gw, src, dst);
+      f6 = bpf_map_lookup_elem(&xgw_flow6, &slot);
+      if (f6 && f6->valid && f6->spd_gen == gen && f6->gw_idx == gw && same16(f6->src, src) &&
+          same16(f6->dst, dst))
+        return f6->conn_idx;
+    }
+  }
   __u32 conn = XGW_NO_CONN;
   void* trie = bpf_map_lookup_elem(p->family == 4 ? (void*)&xgw_spd4 : (void*)&xgw_spd6, &gw);
   if (trie) conn = p->family == 4 ? spd4_lookup(trie, p) : spd6_lookup(trie, p);
-  if (flow_cache) {
-    struct xgw_flow_val v = {.conn_idx = conn, .spd_gen = gen};
-    bpf_map_update_elem(&xgw_flows, &fk, &v, BPF_ANY);
+  /* This CPU's slot: nobody else writes it, so plain stores suffice. */
+  if (f4) {
+    f4->gw_idx = gw;
+    f4->src = src[0];
+    f4->dst = dst[0];
+    f4->conn_idx = conn;
+    f4->spd_gen = gen;
+    f4->valid = 1;
+  } else if (f6) {
+    f6->gw_idx = gw;
+    __builtin_memcpy(f6->src, p->src, 16);
+    __builtin_memcpy(f6->dst, p->dst, 16);
+    f6->conn_idx = conn;
+    f6->spd_gen = gen;
+    f6->valid = 1;
   }
   return conn;
 }
@@ -335,7 +382,7 @@ SEC("xdp")
 int xgw_lan(struct xdp_md* ctx) {
   const __u32 ifindex = ctx->ingress_ifindex;
   const struct xgw_ifcfg* ifc = bpf_map_lookup_elem(&xgw_ifcfg, &ifindex);
-  if (!ifc) return XDP_PASS; /* not an interface of ours */
+  if (!ifc || !ifc->role) return XDP_PASS; /* not an interface of ours */
   const __u32 gw = ifc->gw_idx;
   const struct xgw_gw_cfg* cfg = bpf_map_lookup_elem(&xgw_gw, &gw);
   if (!cfg || !(cfg->flags & XGW_GW_F_ACTIVE)) return XDP_PASS;
@@ -381,7 +428,7 @@ SEC("xdp")
 int xgw_wan(struct xdp_md* ctx) {
   const __u32 ifindex = ctx->ingress_ifindex;
   const struct xgw_ifcfg* ifc = bpf_map_lookup_elem(&xgw_ifcfg, &ifindex);
-  if (!ifc) return XDP_PASS;
+  if (!ifc || !ifc->role) return XDP_PASS;
   const __u32 gw = ifc->gw_idx;
   const struct xgw_gw_cfg* cfg = bpf_map_lookup_elem(&xgw_gw, &gw);
   if (!cfg || !(cfg->flags & XGW_GW_F_ACTIVE)) return XDP_PASS;
@@ -425,7 +472,8 @@ int xgw_wan(struct xdp_md* ctx) {
     }
   } else if (p.proto == IPPROTO_ESP) {
     __u8* esp = p.l4;
-    if ((void*)(esp + 8) > p.end || (void*)(esp + 8) > data_end) return drop(gw, XGW_DROP_TRUNCATED);
+    if ((void*)(esp + 8) > p.end || (void*)(esp + 8) > data_end)
+      return drop(gw, XGW_DROP_TRUNCATED);
     __builtin_memcpy(&spi, esp, 4);
   } else {
     note(gw, XGW_PASS_OTHER);

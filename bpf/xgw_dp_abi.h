@@ -24,13 +24,16 @@
 #define XGW_MAX_SAS 16384
 /* Match relations per gateway and address family (SPD table). */
 #define XGW_MAX_RELATIONS 131072
-#define XGW_FLOW_CACHE_ENTRIES 262144
+/* Interface indexes the data plane can serve (xgw_ifcfg is an array). */
+#define XGW_MAX_IFINDEX 65536
+/* Flow-cache slots per CPU and family; a power of two. */
+#define XGW_FLOW_SLOTS 16384
 
 #define XGW_NO_CONN 0xffffffffu
 
 /* Drop reasons, declared once: X(ENUM_SUFFIX, "metric label"). BPF counts
  * them, the loader and metrics/ name them from the same list. */
-#define XGW_DROP_REASONS(X)                                                   \
+#define XGW_DROP_REASONS(X)                                                  \
   X(MALFORMED, "malformed")     /* impossible header lengths */              \
   X(TRUNCATED, "truncated")     /* header runs past the frame */             \
   X(NO_POLICY, "no_policy")     /* no SPD match; gateway drops unmatched */  \
@@ -43,34 +46,37 @@ enum xgw_drop_reason {
 #define XGW_X_ENUM(name, label) XGW_DROP_##name,
   XGW_DROP_REASONS(XGW_X_ENUM)
 #undef XGW_X_ENUM
-  XGW_DROP__MAX
+      XGW_DROP__MAX
 };
 
 /* Non-drop outcomes worth counting (same X-macro shape). */
-#define XGW_PASS_REASONS(X)                                         \
-  X(NOT_IP, "not_ip")           /* ARP, LLDP, ...: ordinary stack */ \
-  X(NO_MATCH, "no_match")       /* plaintext outside every SPD rule */ \
-  X(IKE, "ike")                 /* UDP 500, or 4500 with the marker */ \
+#define XGW_PASS_REASONS(X)                                        \
+  X(NOT_IP, "not_ip")     /* ARP, LLDP, ...: ordinary stack */     \
+  X(NO_MATCH, "no_match") /* plaintext outside every SPD rule */   \
+  X(IKE, "ike")           /* UDP 500, or 4500 with the marker */   \
   X(NATT_KEEPALIVE, "natt_keepalive")                              \
-  X(FRAGMENT, "fragment")       /* non-first ESP fragment: no SPI */ \
-  X(XFRM, "xfrm")               /* matched, handed to kernel XFRM */ \
-  X(USERSPACE, "userspace")     /* matched, redirected to AF_XDP */  \
-  X(ESP_IN, "esp_in")           /* known SPI, passed to its owner */ \
-  X(NO_SA_PASS, "no_sa_pass")   /* matched, no SA yet, passed */     \
-  X(OTHER, "other")             /* WAN traffic that is not IPsec */
+  X(FRAGMENT, "fragment")     /* non-first ESP fragment: no SPI */ \
+  X(XFRM, "xfrm")             /* matched, handed to kernel XFRM */ \
+  X(USERSPACE, "userspace")   /* matched, redirected to AF_XDP */  \
+  X(ESP_IN, "esp_in")         /* known SPI, passed to its owner */ \
+  X(NO_SA_PASS, "no_sa_pass") /* matched, no SA yet, passed */     \
+  X(OTHER, "other")           /* WAN traffic that is not IPsec */
 
 enum xgw_pass_reason {
 #define XGW_X_ENUM(name, label) XGW_PASS_##name,
   XGW_PASS_REASONS(XGW_X_ENUM)
 #undef XGW_X_ENUM
-  XGW_PASS__MAX
+      XGW_PASS__MAX
 };
 
-/* xgw_ifcfg: ifindex -> which gateway an interface serves, and its side. */
+/* xgw_ifcfg: ifindex -> which gateway an interface serves, and its side
+ * (role 0: not ours). netns_ino names the network namespace the ifindex
+ * belongs to, so detaching never touches another namespace's interface. */
 enum xgw_if_role { XGW_IF_LAN = 1, XGW_IF_WAN = 2 };
 struct xgw_ifcfg {
   __u32 gw_idx;
   __u32 role; /* enum xgw_if_role */
+  __u64 netns_ino;
 };
 
 /* xgw_gw: per-gateway settings, indexed by gateway index. */
@@ -79,8 +85,8 @@ struct xgw_ifcfg {
 #define XGW_GW_F_DROP_NO_SA (1u << 2)     /* else: pass while IKE negotiates */
 struct xgw_gw_cfg {
   __u32 flags;
-  __u32 spd_gen; /* bumped after each SPD swap; tags flow-cache entries */
-  __u64 tier_bps; /* bits per second each direction; 0 = unlimited */
+  __u32 spd_gen;     /* bumped after each SPD swap; tags flow-cache entries */
+  __u64 tier_bps;    /* bits per second each direction; 0 = unlimited */
   __u64 burst_bytes; /* token bucket depth */
 };
 
@@ -126,27 +132,50 @@ struct xgw_spd_val {
   __u64 lenmask[3]; /* meta entry only: bit n set = source length n present */
 };
 
-/* xgw_flows: exact-match flow cache in front of the SPD tries. Entries
- * remember their gateway's spd_gen and are ignored once it moves on.
- * Negative results (no match) are cached too (conn_idx = XGW_NO_CONN). */
-struct xgw_flow_key {
+/* xgw_flow4 / xgw_flow6: exact-match flow cache in front of the SPD tries,
+ * direct-mapped and per CPU (no locks, no sharing, a colliding flow simply
+ * evicts). Entries remember their gateway's spd_gen and are ignored once it
+ * moves on. Negative results (no match) are cached too (XGW_NO_CONN). */
+struct xgw_flow4 {
   __u32 gw_idx;
-  __u32 family; /* 4 or 6 */
-  __u8 src[16]; /* v4 in the first 4 bytes */
-  __u8 dst[16];
-};
-struct xgw_flow_val {
+  __u32 src; /* network order */
+  __u32 dst;
   __u32 conn_idx;
   __u32 spd_gen;
+  __u32 valid;
 };
+struct xgw_flow6 {
+  __u32 gw_idx;
+  __u32 conn_idx;
+  __u32 spd_gen;
+  __u32 valid;
+  __u8 src[16];
+  __u8 dst[16];
+};
+
+/* The slot of a flow; shared so tests and tools can find an entry. */
+static inline __u32 xgw_flow_mix(__u32 h) {
+  h ^= h >> 16;
+  h *= 0x7feb352dU;
+  h ^= h >> 15;
+  return h;
+}
+static inline __u32 xgw_flow4_slot(__u32 gw, __u32 src, __u32 dst) {
+  return xgw_flow_mix(src * 0x9e3779b1U ^ dst * 0x85ebca77U ^ gw) & (XGW_FLOW_SLOTS - 1);
+}
+static inline __u32 xgw_flow6_slot(__u32 gw, const __u32 src[4], const __u32 dst[4]) {
+  const __u32 a = src[0] ^ src[1] ^ src[2] ^ src[3];
+  const __u32 b = dst[0] ^ dst[1] ^ dst[2] ^ dst[3];
+  return xgw_flow_mix(a * 0x9e3779b1U ^ b * 0x85ebca77U ^ gw) & (XGW_FLOW_SLOTS - 1);
+}
 
 /* xgw_conn: per connection, indexed by connection index. */
 #define XGW_CONN_F_VALID (1u << 0)
 struct xgw_conn {
   __u32 gw_idx;
   __u32 flags;
-  __u32 active;     /* 0 = master, 1 = standby: the tunnel carrying traffic */
-  __u32 tunnel[2];  /* tunnel indexes for master and standby */
+  __u32 active;    /* 0 = master, 1 = standby: the tunnel carrying traffic */
+  __u32 tunnel[2]; /* tunnel indexes for master and standby */
   __u32 ntunnels;
 };
 

@@ -8,6 +8,7 @@
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -25,8 +26,9 @@ static_assert(sizeof(xgw_spd4_key) == 16);
 static_assert(sizeof(xgw_spd6_key) == 40);
 static_assert(sizeof(xgw_spd_val) == 32);
 static_assert(offsetof(xgw_spd_val, lenmask) == 8);
-static_assert(sizeof(xgw_flow_key) == 40);
-static_assert(sizeof(xgw_flow_val) == 8);
+static_assert(sizeof(xgw_flow4) == 24);
+static_assert(sizeof(xgw_flow6) == 48);
+static_assert(offsetof(xgw_flow6, src) == 16);
 static_assert(sizeof(xgw_gw_cfg) == 24);
 static_assert(offsetof(xgw_gw_cfg, tier_bps) == 8);
 static_assert(sizeof(xgw_tier_state) == 24);
@@ -38,7 +40,7 @@ static_assert(sizeof(xgw_sa_key) == 4 && sizeof(xgw_sa_val) == 8);
 static_assert(sizeof(xgw_traffic) == 32);
 static_assert(sizeof(xgw_reason_cnt) == 8 * (size_t{XGW_DROP__MAX} + size_t{XGW_PASS__MAX}));
 static_assert(sizeof(xgw_event) == 56);
-static_assert(sizeof(xgw_ifcfg) == 8);
+static_assert(sizeof(xgw_ifcfg) == 16);
 
 namespace {
 
@@ -64,11 +66,33 @@ int err_of(int rc) {
   return rc < 0 ? (errno != 0 && rc == -1 ? errno : -rc) : 0;
 }
 
+std::string ns_link(const char* path) {
+  char buf[64] = {};
+  const ssize_t n = ::readlink(path, buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// The inode of this thread's network namespace: ifindexes are only
+// meaningful inside it.
+uint64_t netns_ino() {
+  struct stat st {};
+  return ::stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+}
+
 Result<void> ensure_bpffs(const std::string& dir) {
   namespace fs = std::filesystem;
   const fs::path root = "/sys/fs/bpf";
   struct statfs st {};
   if (::statfs(root.c_str(), &st) != 0 || st.f_type != BPF_FS_MAGIC) {
+    // A bpffs mounted inside a private mount namespace (ip netns exec
+    // remounts /sys) dies with it, and a restart would not find its pins.
+    const std::string self = ns_link("/proc/self/ns/mnt"), init = ns_link("/proc/1/ns/mnt");
+    if (!self.empty() && !init.empty() && self != init) {
+      return unexpected(
+          sys("/sys/fs/bpf is not bpffs in this private mount namespace; pins made "
+              "here would vanish (enter only the network namespace, e.g. nsenter --net)",
+              EXDEV));
+    }
     std::error_code ec;
     fs::create_directories(root, ec);
     if (::mount("bpf", root.c_str(), "bpf", 0, "mode=0700") != 0)
@@ -83,6 +107,12 @@ Result<void> ensure_bpffs(const std::string& dir) {
 int possible_cpus() {
   const int n = libbpf_num_possible_cpus();
   return n > 0 ? n : 1;
+}
+
+// CPUs that carry traffic: what per-CPU tier shares divide by.
+int online_cpus() {
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
 }
 
 Result<std::string> prog_name(uint32_t id) {
@@ -223,7 +253,7 @@ Result<XdpDataplane> XdpDataplane::open(const LoadOptions& opts) {
   if (!impl->skel) return unexpected(sys("open BPF object xgw_dp", errno));
   auto* s = impl->skel;
   s->rodata->tier_percpu = opts.tier_percpu ? 1 : 0;
-  s->rodata->ncpus = static_cast<uint32_t>(impl->ncpus);
+  s->rodata->ncpus = static_cast<uint32_t>(online_cpus());
   s->rodata->flow_cache = opts.flow_cache ? 1 : 0;
   if (!opts.pin_dir.empty()) {
     if (auto r = ensure_bpffs(opts.pin_dir); !r) return unexpected(r.error());
@@ -243,21 +273,16 @@ Result<XdpDataplane> XdpDataplane::open(const LoadOptions& opts) {
             "run xgwd --detach-all)",
             err_of(rc)));
   }
-  if (!opts.pin_dir.empty()) {
-    for (bpf_program* p : {s->progs.xgw_lan, s->progs.xgw_wan}) {
-      const std::string path = opts.pin_dir + "/" + bpf_program__name(p);
-      ::unlink(path.c_str());  // the previous instance's program
-      if (int rc = bpf_program__pin(p, path.c_str()); rc != 0)
-        return unexpected(sys("pin " + path, err_of(rc)));
-    }
-  }
   return XdpDataplane(std::move(impl));
 }
 
 Result<void> XdpDataplane::set_interface(int ifindex, uint32_t gw_idx, IfRole role) {
   if (gw_idx >= XGW_MAX_GATEWAYS) return unexpected(sys("gateway index out of range", ERANGE));
+  if (ifindex <= 0 || ifindex >= XGW_MAX_IFINDEX)
+    return unexpected(
+        sys("ifindex " + std::to_string(ifindex) + " out of the data plane's range", ERANGE));
   const uint32_t key = static_cast<uint32_t>(ifindex);
-  xgw_ifcfg v{gw_idx, static_cast<uint32_t>(role)};
+  xgw_ifcfg v{gw_idx, static_cast<uint32_t>(role), netns_ino()};
   if (bpf_map_update_elem(impl_->fd(impl_->skel->maps.xgw_ifcfg), &key, &v, BPF_ANY) != 0)
     return unexpected(sys("record interface " + std::to_string(ifindex), errno));
   return {};
@@ -265,6 +290,19 @@ Result<void> XdpDataplane::set_interface(int ifindex, uint32_t gw_idx, IfRole ro
 
 Result<AttachMode> XdpDataplane::attach(int ifindex, uint32_t gw_idx, IfRole role,
                                         bool allow_generic) {
+  auto mode = attach_program(ifindex, gw_idx, role, allow_generic);
+  if (!mode || impl_->pin_dir.empty()) return mode;
+  // Pin what runs, so `bpftool prog show pinned` shows the live program.
+  bpf_program* p = role == IfRole::Lan ? impl_->skel->progs.xgw_lan : impl_->skel->progs.xgw_wan;
+  const std::string path = impl_->pin_dir + "/" + bpf_program__name(p);
+  ::unlink(path.c_str());  // an earlier instance's program
+  if (int rc = bpf_program__pin(p, path.c_str()); rc != 0)
+    return unexpected(sys("pin " + path, err_of(rc)));
+  return mode;
+}
+
+Result<AttachMode> XdpDataplane::attach_program(int ifindex, uint32_t gw_idx, IfRole role,
+                                                bool allow_generic) {
   if (auto r = set_interface(ifindex, gw_idx, role); !r) return unexpected(r.error());
   const int prog = role == IfRole::Lan ? lan_prog_fd() : wan_prog_fd();
   auto cur = query(ifindex);
@@ -301,8 +339,11 @@ Result<AttachMode> XdpDataplane::attach(int ifindex, uint32_t gw_idx, IfRole rol
 
 Result<void> XdpDataplane::detach(int ifindex) {
   if (auto r = detach_if_xgw(ifindex); !r) return r;
+  if (ifindex <= 0 || ifindex >= XGW_MAX_IFINDEX) return {};
   const uint32_t key = static_cast<uint32_t>(ifindex);
-  bpf_map_delete_elem(impl_->fd(impl_->skel->maps.xgw_ifcfg), &key);
+  xgw_ifcfg none{};
+  if (bpf_map_update_elem(impl_->fd(impl_->skel->maps.xgw_ifcfg), &key, &none, BPF_ANY) != 0)
+    return unexpected(sys("forget interface " + std::to_string(ifindex), errno));
   return {};
 }
 
@@ -311,15 +352,25 @@ Result<void> XdpDataplane::detach_all(const std::string& pin_dir) {
   const std::string ifcfg = pin_dir + "/xgw_ifcfg";
   const int fd = bpf_obj_get(ifcfg.c_str());
   if (fd >= 0) {
-    uint32_t key = 0, next = 0;
-    uint32_t* prev = nullptr;
     std::vector<uint32_t> ifs;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      ifs.push_back(next);
-      key = next;
-      prev = &key;
+    const uint64_t here = netns_ino();
+    std::string elsewhere;
+    for (uint32_t i = 1; i < XGW_MAX_IFINDEX; ++i) {
+      xgw_ifcfg v{};
+      if (bpf_map_lookup_elem(fd, &i, &v) != 0 || v.role == 0) continue;
+      if (v.netns_ino != here)
+        elsewhere += " " + std::to_string(i);
+      else
+        ifs.push_back(i);
     }
     ::close(fd);
+    // Interfaces of another network namespace cannot be reached from here;
+    // removing the pins now would orphan their programs.
+    if (!elsewhere.empty()) {
+      return unexpected(sys(
+          "ifindex" + elsewhere + " belong to another network namespace; run --detach-all there",
+          EXDEV));
+    }
     for (uint32_t ifindex : ifs) {
       // An interface that no longer exists has nothing to detach.
       if (auto r = detach_if_xgw(static_cast<int>(ifindex)); !r && r.error().err != ENODEV)
@@ -336,6 +387,9 @@ Result<void> XdpDataplane::detach_all(const std::string& pin_dir) {
 
 Result<void> XdpDataplane::set_gateway(uint32_t gw_idx, const GatewayConfig& c) {
   if (gw_idx >= XGW_MAX_GATEWAYS) return unexpected(sys("gateway index out of range", ERANGE));
+  // Keeps the bucket's nano-byte arithmetic inside 64 bits.
+  if (c.tier_bps > 100'000'000'000ull || c.burst_bytes > (1ull << 30))
+    return unexpected(sys("tier above 100 Gbit/s or burst above 1 GiB", ERANGE));
   const int fd = impl_->fd(impl_->skel->maps.xgw_gw);
   xgw_gw_cfg cfg{};
   bpf_map_lookup_elem(fd, &gw_idx, &cfg);  // keep spd_gen
@@ -446,14 +500,16 @@ Result<uint32_t> XdpDataplane::replace_spd(uint32_t gw_idx,
   ::close(*t4);
   ::close(*t6);
   if (r4 != 0) return unexpected(sys("install IPv4 SPD", e4));
-  if (r6 != 0) return unexpected(sys("install IPv6 SPD", e6));
-  // Then retire flow-cache entries of the old tables.
+  // Then retire flow-cache entries of the old tables, even when only the
+  // IPv4 swap took: cached results must not outlive their table.
   const int fd = impl_->fd(impl_->skel->maps.xgw_gw);
   xgw_gw_cfg cfg{};
   bpf_map_lookup_elem(fd, &gw_idx, &cfg);
   cfg.spd_gen++;
-  if (bpf_map_update_elem(fd, &gw_idx, &cfg, BPF_ANY) != 0)
-    return unexpected(sys("bump SPD generation", errno));
+  const int rg = bpf_map_update_elem(fd, &gw_idx, &cfg, BPF_ANY);
+  const int eg = errno;
+  if (r6 != 0) return unexpected(sys("install IPv6 SPD", e6));
+  if (rg != 0) return unexpected(sys("bump SPD generation", eg));
   return cfg.spd_gen;
 }
 

@@ -105,7 +105,9 @@ class XdpDataplane {
   // Only records the interface's gateway and role (BPF_PROG_TEST_RUN uses
   // ingress_ifindex without attaching).
   Result<void> set_interface(int ifindex, uint32_t gw_idx, IfRole role);
-  // Detaches every interface the pinned instance serves and removes its pins.
+  // Detaches every interface the pinned instance serves and removes its
+  // pins; refuses (EXDEV) when some of them live in another network
+  // namespace.
   static Result<void> detach_all(const std::string& pin_dir);
 
   Result<void> set_gateway(uint32_t gw_idx, const GatewayConfig& cfg);
@@ -138,6 +140,7 @@ class XdpDataplane {
   const std::string& pin_dir() const;
 
  private:
+  Result<AttachMode> attach_program(int ifindex, uint32_t gw_idx, IfRole role, bool allow_generic);
   struct Impl;
   explicit XdpDataplane(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
