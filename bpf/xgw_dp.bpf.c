@@ -55,6 +55,14 @@ struct {
   __type(value, struct xgw_tier_state);
 } xgw_tier SEC(".maps");
 
+/* Per-CPU credit drawn from xgw_tier. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2 * XGW_MAX_GATEWAYS);
+  __type(key, __u32);
+  __type(value, struct xgw_tier_credit);
+} xgw_tier_cr SEC(".maps");
+
 /* The per-CPU-shares tier variant. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -229,19 +237,45 @@ static __always_inline int tier_admit(__u32 gw, __u32 dir, const struct xgw_gw_c
     s->tokens = ok ? tokens - cost : tokens;
     return ok;
   }
+  /* Shared bucket, spent through per-CPU credit. */
+  struct xgw_tier_credit* c = bpf_map_lookup_elem(&xgw_tier_cr, &k);
   struct xgw_tier_state* t = bpf_map_lookup_elem(&xgw_tier, &k);
-  if (!t) return 1;
-  int ok;
+  if (!c || !t) return 1;
+  if (c->credit >= cost) {
+    c->credit -= cost;
+    return 1;
+  }
+  if (now < c->dry_until_ns && cost >= c->dry_cost) return 0;
+  /* A chunk is a quarter of the depth split over the CPUs: credit left
+   * idle on other CPUs never exceeds a quarter of the bucket. */
+  const __u32 n = ncpus ? ncpus : 1;
+  const __u64 chunk = burst / (4 * n);
+  const __u64 need = cost - c->credit;
+  __u64 got = 0, short_by = 0;
   bpf_spin_lock(&t->lock);
   {
-    const __u64 tokens =
+    __u64 tokens =
         refill(t->tokens, now > t->last_ns ? now - t->last_ns : 0, rate, burst, t->last_ns == 0);
     if (now > t->last_ns) t->last_ns = now;
-    ok = tokens >= cost;
-    t->tokens = ok ? tokens - cost : tokens;
+    if (tokens >= need + chunk) {
+      got = need + chunk;
+    } else if (tokens >= need) {
+      got = tokens;
+    } else {
+      short_by = need - tokens;
+    }
+    t->tokens = tokens - got;
   }
   bpf_spin_unlock(&t->lock);
-  return ok;
+  if (!got) {
+    /* Dry: no packet of this size or larger fits on this CPU before the
+     * bucket has refilled what this one lacks; drop those without the lock. */
+    c->dry_until_ns = now + (rate ? short_by / rate : NSEC);
+    c->dry_cost = cost;
+    return 0;
+  }
+  c->credit += got - cost;
+  return 1;
 }
 
 /* Keeps the first `len` bits of a 32-bit network-order word. */

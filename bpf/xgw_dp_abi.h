@@ -98,6 +98,14 @@ struct xgw_tier_state {
   __u64 tokens; /* bytes */
   __u64 last_ns;
 };
+/* xgw_tier_cr: each CPU's credit drawn from the shared bucket in chunks,
+ * so the lock is taken about once per chunk rather than per packet, and
+ * while the bucket is dry (until dry_until_ns) drops need no lock at all. */
+struct xgw_tier_credit {
+  __u64 credit; /* nano-bytes */
+  __u64 dry_until_ns;
+  __u64 dry_cost; /* the packet that found the bucket dry; smaller ones still ask */
+};
 /* xgw_tier_pc: the per-CPU-shares variant (rodata tier_percpu = 1): each
  * CPU owns rate / ncpus, lock-free. */
 struct xgw_tier_share {

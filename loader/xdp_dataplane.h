@@ -34,7 +34,7 @@ using Result = Expected<T, SysError>;
 struct LoadOptions {
   // bpffs directory for pins; empty: nothing pinned (tests, benchmarks).
   std::string pin_dir = "/sys/fs/bpf/xgw/default";
-  bool tier_percpu = false;  // per-CPU token shares instead of a locked bucket
+  bool tier_percpu = false;  // per-CPU shares instead of the shared bucket
   bool flow_cache = true;    // false: classify every packet (benchmarks)
 };
 

@@ -491,7 +491,7 @@ int bench(const Options& o) {
     bool percpu;
   };
   const Variant variants[] = {{"lan warm, no tier", 0, false},
-                              {"lan warm, tier: spin-lock bucket", kHighTierBps, false},
+                              {"lan warm, tier: shared bucket + credit", kHighTierBps, false},
                               {"lan warm, tier: per-CPU shares", kHighTierBps, true}};
   const size_t first_tier = cases.size();
   for (const auto& v : variants)
@@ -560,10 +560,10 @@ int bench(const Options& o) {
   }
   const Case& lock = cases[first_tier + 1];
   const Case& pc = cases[first_tier + 2];
-  std::printf("  (info) tier cost over no tier, 1 CPU: spin lock %+.1f ns, per-CPU %+.1f ns\n",
+  std::printf("  (info) tier cost over no tier, 1 CPU: shared %+.1f ns, per-CPU %+.1f ns\n",
               lock.ns - cases[first_tier].ns, pc.ns - cases[first_tier].ns);
   if (parallel)
-    std::printf("  (info) tier cost over no tier, %d CPUs: spin lock %+.1f ns, per-CPU %+.1f ns\n",
+    std::printf("  (info) tier cost over no tier, %d CPUs: shared %+.1f ns, per-CPU %+.1f ns\n",
                 ncpus, cases[first_par + 1].ns - cases[first_par].ns,
                 cases[first_par + 2].ns - cases[first_par].ns);
   return 0;

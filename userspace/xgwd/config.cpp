@@ -45,8 +45,8 @@ Expected<void, std::string> parse_dataplane(const YAML::Node& v, DataplaneConfig
     } else if (k == "tier") {
       std::string t;
       if (!read_scalar(n, "dataplane.tier", t, err)) return unexpected(err);
-      if (t != "lock" && t != "percpu")
-        return unexpected("config: dataplane.tier '" + t + "' is not lock or percpu");
+      if (t != "shared" && t != "percpu")
+        return unexpected("config: dataplane.tier '" + t + "' is not shared or percpu");
       d.tier_percpu = t == "percpu";
     } else if (k == "backend") {
       if (!read_scalar(n, "dataplane.backend", d.backend, err)) return unexpected(err);

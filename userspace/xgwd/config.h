@@ -21,7 +21,7 @@ struct DataplaneGateway {
 struct DataplaneConfig {
   bool enabled = false;
   std::string pin_dir = "/sys/fs/bpf/xgw/default";
-  bool tier_percpu = false;           // tier: lock (default) | percpu
+  bool tier_percpu = false;           // tier: shared (default) | percpu
   std::string backend = "userspace";  // xfrm | userspace
   bool drop_unmatched = false;
   bool drop_no_sa = false;

@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
     dp.emplace(std::move(*opened));
     xdp = std::make_unique<xgwd::XdpSync>(**store, *dp, cfg->dataplane);
     log::info("dataplane.loaded", {{"pin_dir", cfg->dataplane.pin_dir},
-                                   {"tier", cfg->dataplane.tier_percpu ? "percpu" : "lock"},
+                                   {"tier", cfg->dataplane.tier_percpu ? "percpu" : "shared"},
                                    {"backend", cfg->dataplane.backend}});
     schedule_sync = [&] {
       if (sync_queued) return;
