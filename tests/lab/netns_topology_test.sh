@@ -14,40 +14,8 @@ xgw_require_root
 xgw_topo_install_trap
 xgw_topo_gc
 
-failures=0
-pass() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*"
-  failures=$((failures + 1))
-}
-# check DESCRIPTION CMD...: CMD runs in this shell (may set variables).
-check() {
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
-# expect_ok DESCRIPTION CMD...: CMD must succeed; its output is shown if not.
-expect_ok() {
-  local what=$1 out
-  shift
-  if out=$("$@" 2>&1); then
-    pass "$what"
-  else
-    fail "$what"
-    printf '%s\n' "$out" | sed 's/^/    /'
-  fi
-}
-# expect_fail DESCRIPTION CMD...: CMD must fail.
-expect_fail() {
-  local what=$1 out
-  shift
-  if out=$("$@" 2>&1); then
-    fail "$what (unexpectedly succeeded)"
-    printf '%s\n' "$out" | sed 's/^/    /'
-  else
-    pass "$what"
-  fi
-}
+# shellcheck source=../lib/checks.sh
+. "$here/../lib/checks.sh"
 # Bounded pings: a reachable peer answers in ms, so 2 s is generous; the
 # negative checks wait 1 s for a reply that must never come.
 ping_ok() { xgw_ns_exec "$1" ping -n -q -c 1 -W 2 "$2"; }
@@ -162,8 +130,4 @@ for p in "${par_prefixes[@]}"; do
   check "$p cleaned up by its process" has_ns "$p" 0
 done
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all checks passed"
+checks_done

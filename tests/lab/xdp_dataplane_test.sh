@@ -53,21 +53,8 @@ xgw_topo_install_trap
 trap cleanup EXIT
 xgw_topo_gc
 
-failures=0
-pass() { echo "ok   - $*"; }
-fail() {
-  echo "FAIL - $*"
-  failures=$((failures + 1))
-}
-check() {
-  local what=$1
-  shift
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
-# expect_eq DESCRIPTION GOT WANT
-expect_eq() {
-  if [ "$2" = "$3" ]; then pass "$1 ($2)"; else fail "$1: got '$2', want '$3'"; fi
-}
+# shellcheck source=../lib/checks.sh
+. "$here/../lib/checks.sh"
 abort() {
   fail "$*"
   echo "$failures check(s) failed (aborted)"
@@ -249,8 +236,4 @@ check "pin dir removed" test ! -e "$pin"
 xgw_ns_exec "$XGW_NS_LANA" ping -n -q -c 2 -i 0.05 -W 2 "$XGW_LANB_IP" >/dev/null 2>&1
 check "traffic flows without the data plane" test $? -eq 0
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all checks passed"
+checks_done
