@@ -141,28 +141,21 @@ struct {
   __type(value, struct xgw_sa_val);
 } xgw_sa SEC(".maps");
 
-/* Traffic per gateway and per tunnel, per CPU. */
+/* Traffic and outcomes per gateway, per CPU. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, XGW_MAX_GATEWAYS);
   __type(key, __u32);
-  __type(value, struct xgw_traffic);
-} xgw_gw_cnt SEC(".maps");
+  __type(value, struct xgw_gw_stats);
+} xgw_gw_stats SEC(".maps");
 
+/* Traffic per tunnel, per CPU. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, XGW_MAX_TUNNELS);
   __type(key, __u32);
   __type(value, struct xgw_traffic);
 } xgw_tun_cnt SEC(".maps");
-
-/* Outcomes (drops and notable passes) per gateway, per CPU. */
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, XGW_MAX_GATEWAYS);
-  __type(key, __u32);
-  __type(value, struct xgw_reason_cnt);
-} xgw_reasons SEC(".maps");
 
 /* Acquire events for the control plane. */
 struct {
@@ -178,20 +171,16 @@ struct {
   __type(value, __u32);
 } xgw_xsks SEC(".maps");
 
-static __always_inline int drop(__u32 gw, enum xgw_drop_reason r) {
-  struct xgw_reason_cnt* c = bpf_map_lookup_elem(&xgw_reasons, &gw);
-  if (c && r < XGW_DROP__MAX) c->drop[r]++;
+static __always_inline int drop(struct xgw_gw_stats* st, enum xgw_drop_reason r) {
+  if (r < XGW_DROP__MAX) st->drop[r]++;
   return XDP_DROP;
 }
 
-static __always_inline void note(__u32 gw, enum xgw_pass_reason r) {
-  struct xgw_reason_cnt* c = bpf_map_lookup_elem(&xgw_reasons, &gw);
-  if (c && r < XGW_PASS__MAX) c->pass[r]++;
+static __always_inline void note(struct xgw_gw_stats* st, enum xgw_pass_reason r) {
+  if (r < XGW_PASS__MAX) st->pass[r]++;
 }
 
-static __always_inline void count(void* map, __u32 idx, __u32 bytes, int out) {
-  struct xgw_traffic* t = bpf_map_lookup_elem(map, &idx);
-  if (!t) return;
+static __always_inline void count(struct xgw_traffic* t, __u32 bytes, int out) {
   if (out) {
     t->tx_packets++;
     t->tx_bytes += bytes;
@@ -404,12 +393,12 @@ static __always_inline void acquire(__u32 gw, __u32 conn, __u32 tun_idx, struct 
   bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline int parse_verdict(__u32 gw, int r) {
+static __always_inline int parse_verdict(struct xgw_gw_stats* st, int r) {
   if (r == XGW_PARSE_NOT_IP) {
-    note(gw, XGW_PASS_NOT_IP);
+    note(st, XGW_PASS_NOT_IP);
     return XDP_PASS;
   }
-  return drop(gw, r == XGW_PARSE_TRUNCATED ? XGW_DROP_TRUNCATED : XGW_DROP_MALFORMED);
+  return drop(st, r == XGW_PARSE_TRUNCATED ? XGW_DROP_TRUNCATED : XGW_DROP_MALFORMED);
 }
 
 SEC("xdp")
@@ -420,38 +409,41 @@ int xgw_lan(struct xdp_md* ctx) {
   const __u32 gw = ifc->gw_idx;
   const struct xgw_gw_cfg* cfg = bpf_map_lookup_elem(&xgw_gw, &gw);
   if (!cfg || !(cfg->flags & XGW_GW_F_ACTIVE)) return XDP_PASS;
+  struct xgw_gw_stats* st = bpf_map_lookup_elem(&xgw_gw_stats, &gw);
+  if (!st) return XDP_PASS;
 
   struct xgw_pkt p;
   const int r = xgw_parse(ctx, &p);
-  if (r != XGW_PARSE_OK) return parse_verdict(gw, r);
+  if (r != XGW_PARSE_OK) return parse_verdict(st, r);
 
   const __u32 conn_idx = classify(gw, cfg, &p);
   if (conn_idx == XGW_NO_CONN) {
-    if (cfg->flags & XGW_GW_F_DROP_UNMATCHED) return drop(gw, XGW_DROP_NO_POLICY);
-    note(gw, XGW_PASS_NO_MATCH);
+    if (cfg->flags & XGW_GW_F_DROP_UNMATCHED) return drop(st, XGW_DROP_NO_POLICY);
+    note(st, XGW_PASS_NO_MATCH);
     return XDP_PASS;
   }
   const struct xgw_conn* conn = bpf_map_lookup_elem(&xgw_conn, &conn_idx);
   if (!conn || !(conn->flags & XGW_CONN_F_VALID) || conn->gw_idx != gw)
-    return drop(gw, XGW_DROP_NO_CONN);
+    return drop(st, XGW_DROP_NO_CONN);
   __u32 tun_idx = conn->tunnel[conn->active & 1];
   struct xgw_tunnel* tun = bpf_map_lookup_elem(&xgw_tun, &tun_idx);
-  if (!tun) return drop(gw, XGW_DROP_NO_CONN);
+  if (!tun) return drop(st, XGW_DROP_NO_CONN);
 
   if (!(tun->flags & XGW_TUN_F_SA_READY)) {
     acquire(gw, conn_idx, tun_idx, tun, &p);
-    if (cfg->flags & XGW_GW_F_DROP_NO_SA) return drop(gw, XGW_DROP_NO_SA);
-    note(gw, XGW_PASS_NO_SA_PASS);
+    if (cfg->flags & XGW_GW_F_DROP_NO_SA) return drop(st, XGW_DROP_NO_SA);
+    note(st, XGW_PASS_NO_SA_PASS);
     return XDP_PASS;
   }
-  if (!tier_admit(gw, XGW_DIR_OUT, cfg, p.l3_len)) return drop(gw, XGW_DROP_OVER_TIER);
-  count(&xgw_gw_cnt, gw, p.l3_len, 1);
-  count(&xgw_tun_cnt, tun_idx, p.l3_len, 1);
+  if (!tier_admit(gw, XGW_DIR_OUT, cfg, p.l3_len)) return drop(st, XGW_DROP_OVER_TIER);
+  count(&st->traffic, p.l3_len, 1);
+  struct xgw_traffic* tc = bpf_map_lookup_elem(&xgw_tun_cnt, &tun_idx);
+  if (tc) count(tc, p.l3_len, 1);
   if (tun->backend == XGW_BACKEND_USERSPACE) {
-    note(gw, XGW_PASS_USERSPACE);
+    note(st, XGW_PASS_USERSPACE);
     return bpf_redirect_map(&xgw_xsks, ctx->rx_queue_index, XDP_PASS);
   }
-  note(gw, XGW_PASS_XFRM);
+  note(st, XGW_PASS_XFRM);
   return XDP_PASS;
 }
 
@@ -466,27 +458,29 @@ int xgw_wan(struct xdp_md* ctx) {
   const __u32 gw = ifc->gw_idx;
   const struct xgw_gw_cfg* cfg = bpf_map_lookup_elem(&xgw_gw, &gw);
   if (!cfg || !(cfg->flags & XGW_GW_F_ACTIVE)) return XDP_PASS;
+  struct xgw_gw_stats* st = bpf_map_lookup_elem(&xgw_gw_stats, &gw);
+  if (!st) return XDP_PASS;
 
   struct xgw_pkt p;
   const int r = xgw_parse(ctx, &p);
-  if (r != XGW_PARSE_OK) return parse_verdict(gw, r);
+  if (r != XGW_PARSE_OK) return parse_verdict(st, r);
   if (p.later_fragment) {
     /* No transport header to read; the stack reassembles. */
-    note(gw, XGW_PASS_FRAGMENT);
+    note(st, XGW_PASS_FRAGMENT);
     return XDP_PASS;
   }
   void* data_end = (void*)(long)ctx->data_end;
   __u32 spi;
   if (p.proto == IPPROTO_UDP) {
     struct udphdr* u = p.l4;
-    if ((void*)(u + 1) > p.end || (void*)(u + 1) > data_end) return drop(gw, XGW_DROP_TRUNCATED);
+    if ((void*)(u + 1) > p.end || (void*)(u + 1) > data_end) return drop(st, XGW_DROP_TRUNCATED);
     const __u16 dport = bpf_ntohs(u->dest);
     if (dport == IKE_PORT) {
-      note(gw, XGW_PASS_IKE);
+      note(st, XGW_PASS_IKE);
       return XDP_PASS;
     }
     if (dport != NATT_PORT) {
-      note(gw, XGW_PASS_OTHER);
+      note(st, XGW_PASS_OTHER);
       return XDP_PASS;
     }
     /* RFC 3948 §2.2: a 1-byte 0xff payload is a NAT keepalive; RFC 3947 /
@@ -494,32 +488,34 @@ int xgw_wan(struct xdp_md* ctx) {
     __u8* pl = (void*)(u + 1);
     if ((void*)(pl + 1) <= p.end && (void*)(pl + 1) <= data_end && (void*)(pl + 1) == p.end &&
         pl[0] == 0xff) {
-      note(gw, XGW_PASS_NATT_KEEPALIVE);
+      note(st, XGW_PASS_NATT_KEEPALIVE);
       return XDP_PASS;
     }
     /* SPI and sequence number: 8 bytes at least. */
-    if ((void*)(pl + 8) > p.end || (void*)(pl + 8) > data_end) return drop(gw, XGW_DROP_MALFORMED);
+    if ((void*)(pl + 8) > p.end || (void*)(pl + 8) > data_end) return drop(st, XGW_DROP_MALFORMED);
     __builtin_memcpy(&spi, pl, 4);
     if (spi == 0) {
-      note(gw, XGW_PASS_IKE);
+      note(st, XGW_PASS_IKE);
       return XDP_PASS;
     }
   } else if (p.proto == IPPROTO_ESP) {
     __u8* esp = p.l4;
     if ((void*)(esp + 8) > p.end || (void*)(esp + 8) > data_end)
-      return drop(gw, XGW_DROP_TRUNCATED);
+      return drop(st, XGW_DROP_TRUNCATED);
     __builtin_memcpy(&spi, esp, 4);
   } else {
-    note(gw, XGW_PASS_OTHER);
+    note(st, XGW_PASS_OTHER);
     return XDP_PASS;
   }
 
   struct xgw_sa_key sk = {.spi = spi};
   const struct xgw_sa_val* sa = bpf_map_lookup_elem(&xgw_sa, &sk);
-  if (!sa || sa->gw_idx != gw) return drop(gw, XGW_DROP_UNKNOWN_SPI);
-  if (!tier_admit(gw, XGW_DIR_IN, cfg, p.l3_len)) return drop(gw, XGW_DROP_OVER_TIER);
-  count(&xgw_gw_cnt, gw, p.l3_len, 0);
-  count(&xgw_tun_cnt, sa->tunnel_idx, p.l3_len, 0);
-  note(gw, XGW_PASS_ESP_IN);
+  if (!sa || sa->gw_idx != gw) return drop(st, XGW_DROP_UNKNOWN_SPI);
+  if (!tier_admit(gw, XGW_DIR_IN, cfg, p.l3_len)) return drop(st, XGW_DROP_OVER_TIER);
+  count(&st->traffic, p.l3_len, 0);
+  const __u32 tun_idx = sa->tunnel_idx;
+  struct xgw_traffic* tc = bpf_map_lookup_elem(&xgw_tun_cnt, &tun_idx);
+  if (tc) count(tc, p.l3_len, 0);
+  note(st, XGW_PASS_ESP_IN);
   return XDP_PASS;
 }

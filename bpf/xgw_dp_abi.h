@@ -207,8 +207,8 @@ struct xgw_sa_val {
   __u32 gw_idx;
 };
 
-/* xgw_gw_cnt (by gateway) and xgw_tun_cnt (by tunnel), per CPU. tx is
- * LAN -> WAN (before encryption), rx is WAN -> LAN (ESP as received). */
+/* xgw_tun_cnt: traffic per tunnel, per CPU. tx is LAN -> WAN (before
+ * encryption), rx is WAN -> LAN (ESP as received); bytes are IP bytes. */
 struct xgw_traffic {
   __u64 tx_packets;
   __u64 tx_bytes;
@@ -216,8 +216,10 @@ struct xgw_traffic {
   __u64 rx_bytes;
 };
 
-/* xgw_reasons: per gateway and CPU, how many packets met each outcome. */
-struct xgw_reason_cnt {
+/* xgw_gw_stats: per gateway and CPU, its traffic and how many packets met
+ * each outcome: one lookup serves every counter a packet moves. */
+struct xgw_gw_stats {
+  struct xgw_traffic traffic;
   __u64 drop[XGW_DROP__MAX];
   __u64 pass[XGW_PASS__MAX];
 };

@@ -38,7 +38,7 @@ static_assert(sizeof(xgw_tunnel) == 24);
 static_assert(offsetof(xgw_tunnel, last_acquire_ns) == 16);
 static_assert(sizeof(xgw_sa_key) == 4 && sizeof(xgw_sa_val) == 8);
 static_assert(sizeof(xgw_traffic) == 32);
-static_assert(sizeof(xgw_reason_cnt) == 8 * (size_t{XGW_DROP__MAX} + size_t{XGW_PASS__MAX}));
+static_assert(sizeof(xgw_gw_stats) == 32 + 8 * (size_t{XGW_DROP__MAX} + size_t{XGW_PASS__MAX}));
 static_assert(sizeof(xgw_event) == 56);
 static_assert(sizeof(xgw_ifcfg) == 16);
 
@@ -200,9 +200,10 @@ struct XdpDataplane::Impl {
   }
   int fd(bpf_map* m) const { return bpf_map__fd(m); }
 
-  // Sums a per-CPU value of `n` u64 fields.
+  // Sums the first `n` u64 fields of a per-CPU value over all CPUs.
   Result<std::vector<uint64_t>> percpu_sum(bpf_map* m, uint32_t key, size_t n) const {
-    const size_t stride = (n * 8 + 7) / 8 * 8;
+    const size_t stride = (bpf_map__value_size(m) + 7) / 8 * 8;  // the kernel's per-CPU step
+    if (n * 8 > stride) return unexpected(sys("read past a per-CPU value", EINVAL));
     std::vector<uint64_t> buf(stride / 8 * ncpus);
     if (bpf_map_lookup_elem(fd(m), &key, buf.data()) != 0)
       return unexpected(sys(std::string("read ") + bpf_map__name(m), errno));
@@ -575,8 +576,7 @@ Result<void> XdpDataplane::remove_sa(uint32_t spi) {
 }
 
 Result<void> XdpDataplane::reset_gateway_counters(uint32_t gw_idx) {
-  if (auto r = impl_->percpu_zero(impl_->skel->maps.xgw_gw_cnt, gw_idx); !r) return r;
-  return impl_->percpu_zero(impl_->skel->maps.xgw_reasons, gw_idx);
+  return impl_->percpu_zero(impl_->skel->maps.xgw_gw_stats, gw_idx);
 }
 
 Result<void> XdpDataplane::reset_tunnel_counters(uint32_t tunnel_idx) {
@@ -584,7 +584,7 @@ Result<void> XdpDataplane::reset_tunnel_counters(uint32_t tunnel_idx) {
 }
 
 Result<Traffic> XdpDataplane::gateway_traffic(uint32_t gw_idx) const {
-  auto s = impl_->percpu_sum(impl_->skel->maps.xgw_gw_cnt, gw_idx, 4);
+  auto s = impl_->percpu_sum(impl_->skel->maps.xgw_gw_stats, gw_idx, 4);
   if (!s) return unexpected(s.error());
   return Traffic{(*s)[0], (*s)[1], (*s)[2], (*s)[3]};
 }
@@ -596,12 +596,12 @@ Result<Traffic> XdpDataplane::tunnel_traffic(uint32_t tunnel_idx) const {
 }
 
 Result<Reasons> XdpDataplane::reasons(uint32_t gw_idx) const {
-  auto s = impl_->percpu_sum(impl_->skel->maps.xgw_reasons, gw_idx,
-                             size_t{XGW_DROP__MAX} + size_t{XGW_PASS__MAX});
+  auto s = impl_->percpu_sum(impl_->skel->maps.xgw_gw_stats, gw_idx,
+                             4 + size_t{XGW_DROP__MAX} + size_t{XGW_PASS__MAX});
   if (!s) return unexpected(s.error());
   Reasons r;
-  for (size_t i = 0; i < XGW_DROP__MAX; ++i) r.drop[i] = (*s)[i];
-  for (size_t i = 0; i < XGW_PASS__MAX; ++i) r.pass[i] = (*s)[XGW_DROP__MAX + i];
+  for (size_t i = 0; i < XGW_DROP__MAX; ++i) r.drop[i] = (*s)[4 + i];
+  for (size_t i = 0; i < XGW_PASS__MAX; ++i) r.pass[i] = (*s)[4 + XGW_DROP__MAX + i];
   return r;
 }
 

@@ -72,7 +72,7 @@ xdp_prog() { in_gwa ip -d link show "$1" | grep -o 'prog/xdp id [0-9]*\|xdp.*id 
 gw_field() { bpftool -j map dump pinned "$pin/xgw_gw" | jq -r ".[0].formatted.value.$1"; }
 # Sum of one outcome counter over CPUs, for gateway index 0.
 reason() {  # drop|pass index
-  bpftool -j map lookup pinned "$pin/xgw_reasons" key 0 0 0 0 |
+  bpftool -j map lookup pinned "$pin/xgw_gw_stats" key 0 0 0 0 |
     jq "[.formatted.values[].value.$1[$2]] | add"
 }
 # Position of NO_SA_PASS in XGW_PASS_REASONS (bpf/xgw_dp_abi.h).
