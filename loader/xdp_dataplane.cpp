@@ -605,6 +605,24 @@ Result<Reasons> XdpDataplane::reasons(uint32_t gw_idx) const {
   return r;
 }
 
+Result<size_t> XdpDataplane::sa_count() const {
+  const int fd = impl_->fd(impl_->skel->maps.xgw_sa);
+  xgw_sa_key k{}, next{};
+  size_t n = 0;
+  const xgw_sa_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    ++n;
+    k = next;
+    prev = &k;
+  }
+  return n;
+}
+
+bool XdpDataplane::xgw_attached(int ifindex) {
+  auto a = query(ifindex);
+  return a && a->prog_id && is_xgw_prog(a->name);
+}
+
 Result<size_t> XdpDataplane::poll_events(int timeout_ms,
                                          const std::function<void(const AcquireEvent&)>& f) {
   if (!impl_->rb) {

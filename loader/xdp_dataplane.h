@@ -130,6 +130,9 @@ class XdpDataplane {
   Result<Traffic> gateway_traffic(uint32_t gw_idx) const;
   Result<Traffic> tunnel_traffic(uint32_t tunnel_idx) const;
   Result<Reasons> reasons(uint32_t gw_idx) const;
+  Result<size_t> sa_count() const;
+  // Whether an xgw program runs on the interface (any instance).
+  static bool xgw_attached(int ifindex);
   // Calls `f` for each pending acquire event, waiting up to timeout_ms
   // (0: only what is queued). Returns how many were delivered.
   Result<size_t> poll_events(int timeout_ms, const std::function<void(const AcquireEvent&)>& f);

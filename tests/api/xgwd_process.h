@@ -60,8 +60,9 @@ class XgwdProcess {
   }
 
   void start() {
-    std::vector<std::string> args{binary(),      "--state-dir", dir_.string(), "--api-listen",
-                                  "127.0.0.1:0", "--log-level", "debug"};
+    std::vector<std::string> args{binary(),       "--state-dir", dir_.string(),
+                                  "--api-listen", "127.0.0.1:0", "--metrics-listen",
+                                  "127.0.0.1:0",  "--log-level", "debug"};
     if (!config_.empty()) {
       std::ofstream(dir_ / "xgwd.yaml") << config_;
       args.push_back("--config");
@@ -141,6 +142,26 @@ class XgwdProcess {
   HttpResult del(const std::string& t) { return request("DELETE", t); }
 
   const fs::path& dir() const { return dir_; }
+  // GET on the metrics address (no token: Prometheus scrapes without one).
+  HttpResult metrics() {
+    std::string addr = read_file(dir_ / "metrics.addr");
+    while (!addr.empty() && addr.back() == '\n') addr.pop_back();
+    const auto colon = addr.rfind(':');
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::resolver resolver(io);
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(10));
+    stream.connect(resolver.resolve(addr.substr(0, colon), addr.substr(colon + 1)));
+    http::request<http::string_body> req{http::verb::get, "/metrics", 11};
+    req.set(http::field::host, addr);
+    http::write(stream, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(stream, buf, res);
+    return {static_cast<int>(res.result_int()), res.body()};
+  }
   const std::string& token() const { return token_; }
   std::string log() const { return read_file(dir_ / "xgwd.log"); }
   // The database's bytes on disk (main file and WAL).

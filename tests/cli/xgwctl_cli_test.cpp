@@ -91,7 +91,7 @@ class XgwctlTest : public ::testing::Test {
     dir_ = tmpl;
     state_ = dir_ / "state";
     daemon_ = spawn({XGWD_BIN, "--state-dir", state_.string(), "--api-listen", "127.0.0.1:0",
-                     "--log-level", "warn"},
+                     "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"},
                     clean_env(), dir_ / "xgwd.out", dir_ / "xgwd.log");
     ASSERT_GT(daemon_, 0) << "cannot start " << XGWD_BIN;
     // xgwd writes api.addr once it listens.

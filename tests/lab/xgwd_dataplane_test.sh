@@ -53,6 +53,7 @@ YAML
 start_xgwd() {
   rm -f "$tmp/state/api.addr"
   in_gwa "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" --api-listen 127.0.0.1:0 \
+    --metrics-listen 127.0.0.1:0 \
     --log-level debug >>"$tmp/xgwd.log" 2>&1 &
   xgwd_pid=$!
   for _ in $(seq 100); do [ -s "$tmp/state/api.addr" ] && return 0; sleep 0.05; done

@@ -138,6 +138,13 @@ Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
         if (!slot) return unexpected("config: unknown key 'quotas." + k + "'");
         if (!read_quota(a.second, k, *slot, err)) return unexpected(err);
       }
+    } else if (key == "metrics") {
+      if (!v.IsMap()) return unexpected(std::string("config: 'metrics' must be a mapping"));
+      for (const auto& a : v) {
+        const auto k = a.first.as<std::string>();
+        if (k != "listen") return unexpected("config: unknown key 'metrics." + k + "'");
+        if (!read_scalar(a.second, "metrics.listen", c.metrics_listen, err)) return unexpected(err);
+      }
     } else if (key == "dataplane") {
       if (auto r = parse_dataplane(v, c.dataplane); !r) return unexpected(r.error());
     } else {

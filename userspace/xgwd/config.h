@@ -31,7 +31,8 @@ struct DataplaneConfig {
 struct Config {
   std::string state_dir = "/var/lib/xgw";
   std::string api_listen = "127.0.0.1:9740";
-  std::string api_token_file;  // empty: <state_dir>/api-token
+  std::string api_token_file;                     // empty: <state_dir>/api-token
+  std::string metrics_listen = "127.0.0.1:9741";  // "off": no /metrics
   std::string log_level = "info";
   control::Quotas quotas;
   DataplaneConfig dataplane;

@@ -3,6 +3,7 @@
 // metrics to the same process.
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <prometheus/exposer.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "control/service.h"
 #include "store/store.h"
 #include "xgwd/config.h"
+#include "xgwd/topology.h"
 #include "xgwd/xdp_sync.h"
 
 namespace {
@@ -80,12 +82,14 @@ Expected<std::string, std::string> load_token(const xgwd::Config& cfg) {
 
 int main(int argc, char** argv) {
   CLI::App app{"xgwd - the xgw VPN gateway daemon"};
-  std::string config_path, state_dir, api_listen, log_level, token_file;
+  std::string config_path, state_dir, api_listen, log_level, token_file, metrics_listen;
   app.add_option("--config", config_path, "YAML file with daemon settings");
   app.add_option("--state-dir", state_dir, "state directory (default /var/lib/xgw)");
   app.add_option("--api-listen", api_listen, "REST API address ADDR:PORT (default 127.0.0.1:9740)");
   app.add_option("--api-token-file", token_file, "read the API token from this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "Prometheus /metrics address ADDR:PORT, or off (default 127.0.0.1:9741)");
   bool detach_all = false;
   app.add_flag("--detach-all", detach_all,
                "detach the XDP programs of the configured pin dir, remove its pins, and exit");
@@ -104,6 +108,7 @@ int main(int argc, char** argv) {
     if (!api_listen.empty()) c.api_listen = api_listen;
     if (!token_file.empty()) c.api_token_file = token_file;
     if (!log_level.empty()) c.log_level = log_level;
+    if (!metrics_listen.empty()) c.metrics_listen = metrics_listen;
     return c;
   };
   auto cfg = effective();
@@ -205,7 +210,40 @@ int main(int argc, char** argv) {
     event_timer.expires_after(std::chrono::milliseconds(250));
     event_timer.async_wait(tick);
   }
-  cp.set_observer([&io, activate, &schedule_sync](const control::Change& c) {
+  // Prometheus exposition: counters read at scrape time, the object
+  // topology republished after every change.
+  const double started =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto exporter = std::make_shared<metrics::Exporter>(XGW_VERSION, started, dp ? &*dp : nullptr);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (cfg->metrics_listen != "off") {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(cfg->metrics_listen, 1);
+    } catch (const std::exception& e) {
+      log::error("metrics.listen", {{"address", cfg->metrics_listen}, {"error", e.what()}});
+      return 1;
+    }
+    exposer->RegisterCollectable(exporter);
+    const auto ports = exposer->GetListeningPorts();
+    const auto mhp = api::parse_host_port(cfg->metrics_listen);
+    const std::string maddr = (mhp ? mhp->first : std::string("?")) + ":" +
+                              (ports.empty() ? std::string("?") : std::to_string(ports[0]));
+    if (auto r = write_file_atomic(cfg->state_dir + "/metrics.addr", maddr + "\n", 0644); !r) {
+      log::error("metrics.addr_file", {{"error", r.error().message()}});
+      return 1;
+    }
+    log::info("metrics.listening", {{"address", maddr}});
+  }
+  auto refresh_metrics = [&] {
+    auto t = xgwd::build_topology(**store, cfg->dataplane);
+    if (t)
+      exporter->publish(std::move(*t));
+    else
+      log::warn("metrics.topology", {{"error", t.error()}});
+  };
+  boost::asio::post(io, refresh_metrics);
+
+  cp.set_observer([&io, activate, &schedule_sync, &refresh_metrics](const control::Change& c) {
     log::info("control.change",
               {{"kind", c.kind == control::Change::Kind::Gateway           ? "vpn_gateway"
                         : c.kind == control::Change::Kind::CustomerGateway ? "customer_gateway"
@@ -217,7 +255,11 @@ int main(int argc, char** argv) {
     if (c.kind == control::Change::Kind::Gateway && c.op == control::Change::Op::Created) {
       boost::asio::post(io, [activate, id = c.id] { activate(id); });
     }
-    boost::asio::post(io, [&schedule_sync] { schedule_sync(); });
+    boost::asio::post(io, [&io, &schedule_sync, &refresh_metrics] {
+      schedule_sync();
+      // Runs after the sync just queued, so new data-plane indexes show.
+      boost::asio::post(io, refresh_metrics);
+    });
   });
 
   api::Router router = api::make_rest_api(cp);
@@ -278,6 +320,7 @@ int main(int argc, char** argv) {
   signals.async_wait(on_signal);
   io.run();
   ::unlink((cfg->state_dir + "/api.addr").c_str());
+  ::unlink((cfg->state_dir + "/metrics.addr").c_str());
   log::info("xgwd.stopped");
   return 0;
 }
