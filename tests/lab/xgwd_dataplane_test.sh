@@ -19,8 +19,9 @@ pin=/sys/fs/bpf/xgw/lab-$$-$RANDOM
 xgwd_pid=
 cleanup() {
   [ -n "$xgwd_pid" ] && kill -KILL "$xgwd_pid" 2>/dev/null || true
+  [ -n "${prom_pid:-}" ] && kill -KILL "$prom_pid" 2>/dev/null || true
   "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" --detach-all >/dev/null 2>&1 || true
-  rm -rf "$pin" "$tmp"
+  [ -n "${XGW_KEEP_TMP:-}" ] && cp "$tmp/xgwd.log" /tmp/xgwd-lab.log; rm -rf "$pin" "$tmp"
   xgw_topo_destroy_all
 }
 trap cleanup EXIT INT TERM
@@ -99,18 +100,55 @@ wait_log "event=dataplane.acquire .*connection=$conn_id .*src=$XGW_LANA_IP dst=$
 before=$(reason pass $PASS_NO_SA_PASS)
 [ "$before" -ge 3 ] || fail "no_sa_pass counted $before, want >= 3"
 
+# A real Prometheus scrapes xgwd's /metrics (inside gwA's namespace) and
+# sees the attachment and the configured-but-down tunnel.
+prom_pid=
+if command -v prometheus >/dev/null; then
+  cat >"$tmp/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: xgw
+    static_configs: [{targets: ["$(cat "$tmp/state/metrics.addr")"]}]
+YAML
+  in_gwa prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
+    --web.listen-address=127.0.0.1:9090 >"$tmp/prometheus.log" 2>&1 &
+  prom_pid=$!
+  prom_query() {  # PromQL -> the first sample's value, or empty
+    in_gwa curl -s --max-time 2 --get --data-urlencode "query=$1" http://127.0.0.1:9090/api/v1/query |
+      jq -r '.data.result[0].value[1] // empty' 2>/dev/null || true
+  }
+  got=
+  # The first sample lands after Prometheus's discovery cycle (~6 s).
+  for _ in $(seq 60); do
+    got=$(prom_query "xgw_xdp_attached{interface=\"$XGW_GWA_LAN_IF\",role=\"lan\"}")
+    [ -n "$got" ] && break
+    sleep 0.5
+  done
+  [ "$got" = 1 ] || { cat "$tmp/prometheus.log" >&2; fail "Prometheus sees xgw_xdp_attached='$got', want 1"; }
+  [ "$(prom_query 'xgw_tunnel_up{connection="a-to-b",role="master"}')" = 0 ] ||
+    fail "Prometheus does not see the configured tunnel as down"
+  [ "$(prom_query 'xgw_gateway_bandwidth_tier_bytes_per_second{gateway="gw-a"}')" = 6250000 ] ||
+    fail "Prometheus does not see the 50 Mbit/s tier"
+  kill "$prom_pid"; wait "$prom_pid" 2>/dev/null || true; prom_pid=
+elif [ "${XGW_REQUIRE_PRIVILEGED:-0}" = 1 ]; then
+  fail "prometheus is not installed (scripts/install-deps installs it)"
+fi
+
 # API changes reach the maps: tier, then SPD.
 ctl gateway update gw-a --bandwidth 20 >/dev/null
 for _ in $(seq 100); do [ "$(gw_field tier_bps)" = 20000000 ] && break; sleep 0.05; done
 [ "$(gw_field tier_bps)" = 20000000 ] || fail "tier not updated: $(gw_field tier_bps)"
 gen1=$(gw_field spd_gen)
+[ "$(grep -c "event=dataplane.spd .*relations=1" "$tmp/xgwd.log" || true)" = 1 ] ||
+  fail "a tier change swapped the unchanged SPD (retiring the flow cache)"
 
 # Restart: programs stay attached, counters survive, SPD re-synced.
 lan_prog=$(xdp_prog "$XGW_GWA_LAN_IF")
 kill -TERM "$xgwd_pid"; wait "$xgwd_pid" || true; xgwd_pid=
 [ -n "$(xdp_prog "$XGW_GWA_LAN_IF")" ] || fail "XDP detached when xgwd stopped"
+synced=$(grep -c "event=dataplane.spd .*relations=1" "$tmp/xgwd.log" || true)
 start_xgwd
-wait_log "event=dataplane.spd .*relations=1" 2
+wait_log "event=dataplane.spd .*relations=1" $((synced + 1))
 after=$(reason pass $PASS_NO_SA_PASS)
 [ "$after" -ge "$before" ] || fail "counters reset across restart ($before -> $after)"
 [ "$(gw_field spd_gen)" -gt "$gen1" ] || fail "SPD generation did not move on resync"

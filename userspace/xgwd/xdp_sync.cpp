@@ -85,12 +85,24 @@ Expected<void, std::string> XdpSync::sync() {
           for (const auto& dst : rule.destination) rels.push_back({rule.source, dst, ci->idx});
       }
     }
-    auto gen = dp_.replace_spd(gi->idx, rels);
-    if (!gen)
-      problem("gateway " + g.name + " SPD: " + gen.error().message());
-    else
-      log::info("dataplane.spd",
-                {{"gateway", g.id}, {"relations", rels.size()}, {"generation", *gen}});
+    // Swap only a changed SPD: a swap retires the gateway's flow cache.
+    std::vector<std::string> fingerprint;
+    for (const auto& r : rels)
+      fingerprint.push_back(r.local.str() + ">" + r.remote.str() + "@" +
+                            std::to_string(r.conn_idx));
+    std::sort(fingerprint.begin(), fingerprint.end());
+    auto prev = installed_spd_.find(gi->idx);
+    if (prev == installed_spd_.end() || prev->second != fingerprint) {
+      auto gen = dp_.replace_spd(gi->idx, rels);
+      if (!gen) {
+        problem("gateway " + g.name + " SPD: " + gen.error().message());
+        installed_spd_.erase(gi->idx);
+      } else {
+        installed_spd_[gi->idx] = std::move(fingerprint);
+        log::info("dataplane.spd",
+                  {{"gateway", g.id}, {"relations", rels.size()}, {"generation", *gen}});
+      }
+    }
 
     for (auto [ifname, role] : {std::pair{it->second.lan_interface, loader::IfRole::Lan},
                                 std::pair{it->second.wan_interface, loader::IfRole::Wan}}) {
