@@ -95,6 +95,33 @@ class XgwdProcess {
     while (!token_.empty() && token_.back() == '\n') token_.pop_back();
   }
 
+  // One blocking HTTP/1.1 exchange with a 10 s deadline.
+  static HttpResult send(const std::string& host, const std::string& port,
+                         const std::string& method, const std::string& target,
+                         const std::string& body, const std::string& token,
+                         const std::string& content_type) {
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::resolver resolver(io);
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(10));
+    stream.connect(resolver.resolve(host, port));
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, host);
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    if (!body.empty()) {
+      req.set(http::field::content_type, content_type);
+      req.body() = body;
+    }
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(stream, buf, res);
+    return {static_cast<int>(res.result_int()), res.body()};
+  }
+
   // Sends `sig` and reaps; returns the exit status (or -signal).
   int stop(int sig = SIGTERM) {
     if (pid_ <= 0) return 0;
@@ -110,27 +137,7 @@ class XgwdProcess {
   HttpResult request(const std::string& method, const std::string& target,
                      const std::string& body = "", std::optional<std::string> token = {},
                      const std::string& content_type = "application/json") {
-    namespace beast = boost::beast;
-    namespace http = beast::http;
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(10));
-    stream.connect(resolver.resolve(host_, port_));
-    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-    req.set(http::field::host, host_);
-    const std::string tok = token ? *token : token_;
-    if (!tok.empty()) req.set(http::field::authorization, "Bearer " + tok);
-    if (!body.empty()) {
-      req.set(http::field::content_type, content_type);
-      req.body() = body;
-    }
-    req.prepare_payload();
-    http::write(stream, req);
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(stream, buf, res);
-    return {static_cast<int>(res.result_int()), res.body()};
+    return send(host_, port_, method, target, body, token ? *token : token_, content_type);
   }
   HttpResult get(const std::string& t) { return request("GET", t); }
   HttpResult post(const std::string& t, const nlohmann::json& b) {
@@ -147,20 +154,7 @@ class XgwdProcess {
     std::string addr = read_file(dir_ / "metrics.addr");
     while (!addr.empty() && addr.back() == '\n') addr.pop_back();
     const auto colon = addr.rfind(':');
-    namespace beast = boost::beast;
-    namespace http = beast::http;
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(10));
-    stream.connect(resolver.resolve(addr.substr(0, colon), addr.substr(colon + 1)));
-    http::request<http::string_body> req{http::verb::get, "/metrics", 11};
-    req.set(http::field::host, addr);
-    http::write(stream, req);
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(stream, buf, res);
-    return {static_cast<int>(res.result_int()), res.body()};
+    return send(addr.substr(0, colon), addr.substr(colon + 1), "GET", "/metrics", "", "", "");
   }
   const std::string& token() const { return token_; }
   std::string log() const { return read_file(dir_ / "xgwd.log"); }
