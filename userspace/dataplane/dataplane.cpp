@@ -11,21 +11,30 @@ SaSpec::~SaSpec() {
 
 const char* to_string(Event::Kind k) {
   switch (k) {
-    case Event::Kind::Acquire: return "acquire";
-    case Event::Kind::SoftExpire: return "soft_expire";
-    case Event::Kind::HardExpire: return "hard_expire";
-    case Event::Kind::NatMapping: return "nat_mapping";
-    case Event::Kind::SeqWrapSoon: return "seq_wrap_soon";
+    case Event::Kind::Acquire:
+      return "acquire";
+    case Event::Kind::SoftExpire:
+      return "soft_expire";
+    case Event::Kind::HardExpire:
+      return "hard_expire";
+    case Event::Kind::NatMapping:
+      return "nat_mapping";
+    case Event::Kind::SeqWrapSoon:
+      return "seq_wrap_soon";
   }
   return "unknown";
 }
 
 const char* to_string(Event::Limit l) {
   switch (l) {
-    case Event::Limit::None: return "none";
-    case Event::Limit::Time: return "time";
-    case Event::Limit::Bytes: return "bytes";
-    case Event::Limit::Packets: return "packets";
+    case Event::Limit::None:
+      return "none";
+    case Event::Limit::Time:
+      return "time";
+    case Event::Limit::Bytes:
+      return "bytes";
+    case Event::Limit::Packets:
+      return "packets";
   }
   return "unknown";
 }
@@ -38,8 +47,8 @@ Expected<void, std::string> validate(const SaSpec& sa) {
   const auto& ii = esp::info(sa.integ);
   if (sa.encr_key.size() != ei.key_len)
     return unexpected(who + std::string(ei.keyword) + " needs a " + std::to_string(ei.key_len) +
-                      "-byte encryption key" + (ei.salt_len ? " (salt included)" : "") +
-                      ", got " + std::to_string(sa.encr_key.size()));
+                      "-byte encryption key" + (ei.salt_len ? " (salt included)" : "") + ", got " +
+                      std::to_string(sa.encr_key.size()));
   if (sa.integ_key.size() != ii.key_len)
     return unexpected(who + "integrity " + std::string(ii.keyword) + " needs a " +
                       std::to_string(ii.key_len) + "-byte key, got " +
@@ -63,7 +72,8 @@ Expected<void, std::string> validate(const SaSpec& sa) {
 
 Expected<void, std::string> validate(const PolicySpec& p) {
   if (p.src.family() != p.dst.family())
-    return unexpected("policy " + std::to_string(p.id) + ": source and destination families differ");
+    return unexpected("policy " + std::to_string(p.id) +
+                      ": source and destination families differ");
   if (p.tunnel_id == 0) return unexpected("policy " + std::to_string(p.id) + ": tunnel id is 0");
   return {};
 }

@@ -48,8 +48,8 @@ struct SaSpec {
   esp::Integ integ = esp::Integ::None;
   std::vector<uint8_t> encr_key;  // GCM: key then 4-byte salt
   std::vector<uint8_t> integ_key;
-  bool esn = false;                // RFC 4304 extended sequence numbers
-  uint32_t replay_window = 1024;   // inbound; 0 disables anti-replay
+  bool esn = false;               // RFC 4304 extended sequence numbers
+  uint32_t replay_window = 1024;  // inbound; 0 disables anti-replay
   Lifetime lifetime;
   uint32_t keepalive_seconds = 20;  // RFC 3948 §2.3 NAT keepalives (out, UDP); 0 = off
 
@@ -61,7 +61,7 @@ struct SaSpec {
 
 struct PolicySpec {
   uint32_t id = 0;
-  net::Cidr src, dst;  // outbound direction: local subnet → remote subnet
+  net::Cidr src, dst;     // outbound direction: local subnet → remote subnet
   uint32_t priority = 0;  // higher wins when relations of different tunnels overlap
   uint32_t tunnel_id = 0;
 };
@@ -81,17 +81,17 @@ struct TunnelCounters {
 
 // Drops and packets not tied to one SA.
 struct GlobalCounters {
-  uint64_t unknown_spi = 0;     // inbound SPI with no SA
-  uint64_t no_policy = 0;       // plaintext matching no policy
-  uint64_t no_sa = 0;           // matched a policy whose tunnel has no SA (acquire)
-  uint64_t malformed = 0;       // truncated or unparsable packets
+  uint64_t unknown_spi = 0;      // inbound SPI with no SA
+  uint64_t no_policy = 0;        // plaintext matching no policy
+  uint64_t no_sa = 0;            // matched a policy whose tunnel has no SA (acquire)
+  uint64_t malformed = 0;        // truncated or unparsable packets
   uint64_t bad_next_header = 0;  // decrypted payload neither IPv4 nor IPv6
-  uint64_t dummy_packets = 0;   // next header 59 (TFC dummy, RFC 4303 §2.6)
-  uint64_t too_big = 0;         // did not fit a buffer
-  uint64_t no_buffer = 0;       // transmit buffers exhausted (output backlog)
+  uint64_t dummy_packets = 0;    // next header 59 (TFC dummy, RFC 4303 §2.6)
+  uint64_t too_big = 0;          // did not fit a buffer
+  uint64_t no_buffer = 0;        // transmit buffers exhausted (output backlog)
   uint64_t keepalives_rx = 0, keepalives_tx = 0;
-  uint64_t ike_rx = 0;          // non-ESP-marker packets handed to IKE
-  uint64_t send_errors = 0;     // socket or TUN write failures
+  uint64_t ike_rx = 0;       // non-ESP-marker packets handed to IKE
+  uint64_t send_errors = 0;  // socket or TUN write failures
 };
 
 struct Event {
@@ -102,9 +102,9 @@ struct Event {
   Direction dir = Direction::Out;  // SA events
   uint32_t spi = 0;
   uint32_t tunnel_id = 0;
-  uint32_t policy_id = 0;       // Acquire
-  net::IpAddr src, dst;         // Acquire: the packet that triggered it
-  net::IpAddr new_addr;         // NatMapping: the peer's new address/port
+  uint32_t policy_id = 0;  // Acquire
+  net::IpAddr src, dst;    // Acquire: the packet that triggered it
+  net::IpAddr new_addr;    // NatMapping: the peer's new address/port
   uint16_t new_port = 0;
 };
 

@@ -17,7 +17,11 @@ Capabilities MockDataplane::capabilities() const {
 
 Expected<uint32_t, std::string> MockDataplane::allocate_spi() {
   std::lock_guard lk(mu_);
+  // Skip SPIs an inbound SA already uses (added with an SPI of the caller's
+  // choosing) and, after a wrap, the reserved 0-255.
   uint32_t spi = next_spi_++;
+  while (spi < 256 || spis_handed_out_.count(spi) || sas_.count({Direction::In, spi}))
+    spi = next_spi_++;
   spis_handed_out_.insert(spi);
   return spi;
 }
@@ -43,7 +47,14 @@ Expected<void, std::string> MockDataplane::update_sa(const SaSpec& sa) {
 
 Expected<void, std::string> MockDataplane::delete_sa(Direction dir, uint32_t spi) {
   std::lock_guard lk(mu_);
-  if (sas_.erase({dir, spi}) == 0) return unexpected("no SA with SPI " + std::to_string(spi));
+  auto it = sas_.find({dir, spi});
+  if (it == sas_.end()) return unexpected("no SA with SPI " + std::to_string(spi));
+  // Tunnel counters are monotonic across rekeys: keep the deleted SA's share.
+  const SaCounters& c = counters_[{dir, spi}];
+  TunnelCounters& r = retired_[it->second.tunnel_id];
+  (dir == Direction::In ? r.rx_packets : r.tx_packets) += c.packets;
+  (dir == Direction::In ? r.rx_bytes : r.tx_bytes) += c.bytes;
+  sas_.erase(it);
   counters_.erase({dir, spi});
   return {};
 }
@@ -72,6 +83,10 @@ std::optional<TunnelCounters> MockDataplane::tunnel_counters(uint32_t tunnel_id)
   std::lock_guard lk(mu_);
   TunnelCounters t;
   bool found = false;
+  if (auto r = retired_.find(tunnel_id); r != retired_.end()) {
+    t = r->second;
+    found = true;
+  }
   for (const auto& [key, sa] : sas_) {
     if (sa.tunnel_id != tunnel_id) continue;
     found = true;
@@ -88,7 +103,9 @@ std::optional<TunnelCounters> MockDataplane::tunnel_counters(uint32_t tunnel_id)
   return t;
 }
 
-GlobalCounters MockDataplane::counters() const { return {}; }
+GlobalCounters MockDataplane::counters() const {
+  return {};
+}
 
 std::vector<Event> MockDataplane::poll_events() {
   std::lock_guard lk(mu_);

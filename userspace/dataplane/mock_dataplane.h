@@ -47,6 +47,7 @@ class MockDataplane final : public Dataplane {
   std::map<std::pair<Direction, uint32_t>, SaSpec> sas_;
   std::map<std::pair<Direction, uint32_t>, SaCounters> counters_;
   std::map<uint32_t, PolicySpec> policies_;
+  std::map<uint32_t, TunnelCounters> retired_;  // deleted SAs' counts, per tunnel
   std::set<uint32_t> spis_handed_out_;
   uint32_t next_spi_ = 0xc0000100;
   std::vector<Event> events_;

@@ -2,13 +2,13 @@
 
 #include <arpa/inet.h>
 #include <liburing.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <sched.h>
-#include <linux/filter.h>
-#include <netinet/in.h>
-#include <netinet/udp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -64,7 +64,8 @@ struct alignas(64) TunnelSlot {
 };
 struct alignas(64) GlobalSlot {
   std::atomic<uint64_t> unknown_spi{0}, no_policy{0}, no_sa{0}, malformed{0}, bad_next_header{0},
-      dummy{0}, too_big{0}, no_buffer{0}, keepalives_rx{0}, keepalives_tx{0}, ike_rx{0}, send_errors{0};
+      dummy{0}, too_big{0}, no_buffer{0}, keepalives_rx{0}, keepalives_tx{0}, ike_rx{0},
+      send_errors{0};
 };
 
 struct SaState {
@@ -203,7 +204,7 @@ struct InEntry {
   std::shared_ptr<SaState> sa;
   std::shared_ptr<TunnelState> tunnel;
   std::vector<uint32_t> policies;  // indexes into Snapshot::policies
-  net::IpAddr remote;  // expected peer (NAT mapping changes are reported)
+  net::IpAddr remote;              // expected peer (NAT mapping changes are reported)
   uint16_t remote_port = 0;
   bool udp = true;
   Lifetime lifetime;
@@ -222,13 +223,19 @@ enum Op : uint64_t {
   kOpTunWrite = 3,  // index: tun write buffer
   kOpSend = 4,      // index: send buffer
 };
-constexpr uint64_t ud(Op op, uint64_t idx) { return (static_cast<uint64_t>(op) << 56) | idx; }
+constexpr uint64_t ud(Op op, uint64_t idx) {
+  return (static_cast<uint64_t>(op) << 56) | idx;
+}
 
 constexpr unsigned kRingEntries = 1024;
-constexpr unsigned kRxBuffers = 64;  // per worker; each holds one GRO'd burst
+constexpr unsigned kCqEntries = 16384;  // > all writes and sends in flight
+constexpr unsigned kRxBuffers = 64;     // per worker; each holds one GRO'd burst
 constexpr unsigned kRxBufSize = 65536 + 512;
 constexpr unsigned kTunReadBuffers = 256;
-constexpr unsigned kTunWriteBuffers = 512;
+// Enough for every packet the receive buffers can hold in one loop pass
+// (64 GRO bursts of up to ~45 segments), so decryption never waits for
+// TUN write completions.
+constexpr unsigned kTunWriteBuffers = 4096;
 constexpr unsigned kSendBuffers = 64;
 constexpr unsigned kSendBufSize = 65536;
 constexpr unsigned kMaxGsoSegments = 64;
@@ -314,12 +321,14 @@ struct UserspaceDataplane::Impl {
       Event::Limit l = Event::Limit::None;
       if (lt.soft_packets && packets >= lt.soft_packets) l = Event::Limit::Packets;
       if (lt.soft_bytes && bytes >= lt.soft_bytes) l = Event::Limit::Bytes;
-      if (l != Event::Limit::None && !sa.soft.exchange(true)) raise_sa(Event::Kind::SoftExpire, l, sa);
+      if (l != Event::Limit::None && !sa.soft.exchange(true))
+        raise_sa(Event::Kind::SoftExpire, l, sa);
     }
     Event::Limit l = Event::Limit::None;
     if (lt.hard_packets && packets >= lt.hard_packets) l = Event::Limit::Packets;
     if (lt.hard_bytes && bytes >= lt.hard_bytes) l = Event::Limit::Bytes;
-    if (l != Event::Limit::None && !sa.hard.exchange(true)) raise_sa(Event::Kind::HardExpire, l, sa);
+    if (l != Event::Limit::None && !sa.hard.exchange(true))
+      raise_sa(Event::Kind::HardExpire, l, sa);
   }
 
   void publish_locked();
@@ -448,10 +457,13 @@ Expected<void, std::string> UserspaceDataplane::Impl::Worker::setup() {
   // Created disabled: with SINGLE_ISSUER the task that enables the ring
   // (the worker thread, in run()) becomes its only submitter.
   p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN |
-            IORING_SETUP_R_DISABLED;
+            IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE;
+  p.cq_entries = kCqEntries;
   int r = io_uring_queue_init_params(kRingEntries, &ring, &p);
   if (r < 0) {  // older kernels: no DEFER_TASKRUN
     p = {};
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = kCqEntries;
     r = io_uring_queue_init_params(kRingEntries, &ring, &p);
   } else {
     ring_disabled = true;
@@ -470,12 +482,9 @@ Expected<void, std::string> UserspaceDataplane::Impl::Worker::setup() {
   };
   // Raw sockets: IPv4 sees the IP header first, IPv6 the payload.
   sock_filter own4[] = {
-      BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
-      BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0),
-      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, idx, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
-      BPF_STMT(BPF_RET | BPF_K, 0),
+      BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0), BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n), BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, idx, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),  BPF_STMT(BPF_RET | BPF_K, 0),
   };
   sock_filter own6[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
@@ -681,8 +690,10 @@ void UserspaceDataplane::Impl::Worker::on_recv(unsigned kind, const io_uring_cqe
     }
     if (kind == kRaw4) {
       const size_t ihl = plen ? size_t{payload[0] & 0x0fu} * 4 : 0;
-      if (ihl < 20 || ihl > plen) bump(g().malformed);
-      else on_esp(payload + ihl, plen - ihl, from, false);
+      if (ihl < 20 || ihl > plen)
+        bump(g().malformed);
+      else
+        on_esp(payload + ihl, plen - ihl, from, false);
     } else if (kind == kRaw6) {
       on_esp(payload, plen, from, false);
     } else {
@@ -742,11 +753,18 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
   size_t plen = 0;
   uint8_t nh = 0;
   switch (sa.ciphers[idx]->open({esp, len}, seq, {out, tun_buf_size}, &plen, &nh)) {
-    case esp::OpenStatus::Ok: break;
-    case esp::OpenStatus::IcvMismatch: bump(sl.icv); return;
-    case esp::OpenStatus::BadPadding: bump(sl.pad); return;
+    case esp::OpenStatus::Ok:
+      break;
+    case esp::OpenStatus::IcvMismatch:
+      bump(sl.icv);
+      return;
+    case esp::OpenStatus::BadPadding:
+      bump(sl.pad);
+      return;
     case esp::OpenStatus::Short:
-    case esp::OpenStatus::CryptoError: bump(g().malformed); return;
+    case esp::OpenStatus::CryptoError:
+      bump(g().malformed);
+      return;
   }
   if (!sa.replay.update(seq)) {
     bump(sl.replay);
@@ -785,8 +803,7 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
     eng->check_volume(sa, e.lifetime, sl.packets.load(kRelaxed), sl.bytes.load(kRelaxed));
   if (udp) {
     Endpoint f;
-    if (from_sockaddr(from, &f.addr, &f.port) &&
-        (f.addr != e.remote || f.port != e.remote_port) &&
+    if (from_sockaddr(from, &f.addr, &f.port) && (f.addr != e.remote || f.port != e.remote_port) &&
         (f.addr != sa.nat_reported_addr || f.port != sa.nat_reported_port)) {
       sa.nat_reported_addr = f.addr;
       sa.nat_reported_port = f.port;
@@ -1055,7 +1072,8 @@ void UserspaceDataplane::Impl::publish_locked() {
 
 void UserspaceDataplane::Impl::reclaim() {
   uint64_t min_seen = ~uint64_t{0};
-  for (const auto& w : workers) min_seen = std::min(min_seen, w->seen_gen.load(std::memory_order_acquire));
+  for (const auto& w : workers)
+    min_seen = std::min(min_seen, w->seen_gen.load(std::memory_order_acquire));
   std::erase_if(retired, [&](const auto& r) { return r.first <= min_seen; });
 }
 
@@ -1115,7 +1133,8 @@ Expected<void, std::string> UserspaceDataplane::Impl::start() {
     w->eng = this;
     w->idx = i;
     w->tun_fd = tun_fds[i];
-    if (auto r = w->setup(); !r) return unexpected("worker " + std::to_string(i) + ": " + r.error());
+    if (auto r = w->setup(); !r)
+      return unexpected("worker " + std::to_string(i) + ": " + r.error());
     workers.push_back(std::move(w));
   }
   {
@@ -1155,7 +1174,9 @@ void UserspaceDataplane::Impl::shutdown() {
 
 UserspaceDataplane::UserspaceDataplane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-UserspaceDataplane::~UserspaceDataplane() { impl_->shutdown(); }
+UserspaceDataplane::~UserspaceDataplane() {
+  impl_->shutdown();
+}
 
 Expected<std::unique_ptr<UserspaceDataplane>, std::string> UserspaceDataplane::create(
     const UserspaceOptions& opts) {
@@ -1206,7 +1227,8 @@ Expected<void, std::string> UserspaceDataplane::add_sa(const SaSpec& spec) {
   if (!esp::available(spec.encr))
     return unexpected("this OpenSSL does not provide " + std::string(esp::info(spec.encr).keyword));
   if (!esp::available(spec.integ))
-    return unexpected("this OpenSSL does not provide " + std::string(esp::info(spec.integ).keyword));
+    return unexpected("this OpenSSL does not provide " +
+                      std::string(esp::info(spec.integ).keyword));
   if (spec.encap == Encap::Udp && spec.dir == Direction::In &&
       spec.local_port != impl_->opts.udp_port)
     return unexpected("inbound UDP-encapsulated SA on port " + std::to_string(spec.local_port) +
@@ -1347,7 +1369,9 @@ std::vector<Event> UserspaceDataplane::poll_events() {
   return std::exchange(impl_->events, {});
 }
 
-int UserspaceDataplane::event_fd() const { return impl_->ev_fd; }
+int UserspaceDataplane::event_fd() const {
+  return impl_->ev_fd;
+}
 
 void UserspaceDataplane::set_ike_receiver(IkeReceiver r) {
   // Workers call the receiver without a lock: it may only be set before
@@ -1402,7 +1426,11 @@ Expected<void, std::string> UserspaceDataplane::send_ike(const Endpoint& from, c
   return {};
 }
 
-const std::string& UserspaceDataplane::tun_name() const { return impl_->opts.tun_name; }
-unsigned UserspaceDataplane::workers() const { return impl_->nworkers; }
+const std::string& UserspaceDataplane::tun_name() const {
+  return impl_->opts.tun_name;
+}
+unsigned UserspaceDataplane::workers() const {
+  return impl_->nworkers;
+}
 
 }  // namespace xgw::dp

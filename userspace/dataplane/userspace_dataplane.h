@@ -26,12 +26,12 @@ namespace xgw::dp {
 
 struct UserspaceOptions {
   std::string tun_name = "xgw0";
-  uint32_t mtu = 1400;    // inner MTU of the TUN device
-  unsigned workers = 0;   // 0: one per online CPU
+  uint32_t mtu = 1400;   // inner MTU of the TUN device
+  unsigned workers = 0;  // 0: one per online CPU
   uint16_t udp_port = 4500;
-  bool raw_esp = true;    // also receive raw ESP (needs CAP_NET_RAW)
-  bool ipv6 = true;       // also bind IPv6 sockets
-  bool udp_gso = true;    // batch same-sized ESP packets with UDP_SEGMENT / UDP_GRO
+  bool raw_esp = true;  // also receive raw ESP (needs CAP_NET_RAW)
+  bool ipv6 = true;     // also bind IPv6 sockets
+  bool udp_gso = true;  // batch same-sized ESP packets with UDP_SEGMENT / UDP_GRO
 };
 
 class UserspaceDataplane final : public Dataplane {

@@ -36,8 +36,12 @@ constexpr std::array<IntegInfo, 7> kInteg{{
 
 }  // namespace
 
-const EncrInfo& info(Encr e) { return kEncr[static_cast<size_t>(e)]; }
-const IntegInfo& info(Integ i) { return kInteg[static_cast<size_t>(i)]; }
+const EncrInfo& info(Encr e) {
+  return kEncr[static_cast<size_t>(e)];
+}
+const IntegInfo& info(Integ i) {
+  return kInteg[static_cast<size_t>(i)];
+}
 
 std::optional<Encr> parse_encr(std::string_view keyword) {
   for (size_t i = 0; i < kEncr.size(); ++i)

@@ -18,7 +18,7 @@ enum class Encr : uint8_t {
   AesCbc128,     // RFC 3602
   AesCbc192,
   AesCbc256,
-  Sm4Cbc,  // GB/T 32907, where OpenSSL offers it
+  Sm4Cbc,        // GB/T 32907, where OpenSSL offers it
   AesGcm16_128,  // RFC 4106, 16-byte ICV
   AesGcm16_256,
 };

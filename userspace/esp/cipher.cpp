@@ -38,8 +38,8 @@ thread_local RandomPool t_random;
 }  // namespace
 
 Expected<std::unique_ptr<EspCipher>, std::string> EspCipher::create(
-    Encr encr, Integ integ, std::span<const uint8_t> encr_key,
-    std::span<const uint8_t> integ_key, bool esn) {
+    Encr encr, Integ integ, std::span<const uint8_t> encr_key, std::span<const uint8_t> integ_key,
+    bool esn) {
   const EncrInfo& ei = info(encr);
   const IntegInfo& ii = info(integ);
   if (encr_key.size() != ei.key_len)
@@ -53,7 +53,8 @@ Expected<std::unique_ptr<EspCipher>, std::string> EspCipher::create(
   if (ei.aead && integ != Integ::None)
     return unexpected(std::string(ei.keyword) + " is an AEAD transform; integrity must be none");
   if (encr == Encr::Null && integ == Integ::None)
-    return unexpected(std::string("ESP with neither encryption nor integrity is not allowed (RFC 4303 §3.2)"));
+    return unexpected(
+        std::string("ESP with neither encryption nor integrity is not allowed (RFC 4303 §3.2)"));
   load_providers();
 
   std::unique_ptr<EspCipher> c(new EspCipher());
@@ -203,8 +204,7 @@ size_t EspCipher::seal(uint32_t spi, uint64_t seq, std::span<const uint8_t> payl
       return 0;
   }
   if (!aead_ && mac_ != nullptr &&
-      !mac({p, kEspHeaderLen + iv_len_ + padded}, static_cast<uint32_t>(seq >> 32),
-           ct + padded))
+      !mac({p, kEspHeaderLen + iv_len_ + padded}, static_cast<uint32_t>(seq >> 32), ct + padded))
     return 0;
   return total;
 }
@@ -216,6 +216,11 @@ OpenStatus EspCipher::open(std::span<const uint8_t> esp, uint64_t seq, std::span
   if (ct_len % block_ != 0) return OpenStatus::Short;
   if (out.size() < ct_len) return OpenStatus::Short;
   const uint8_t* p = esp.data();
+  // The caller's 64-bit number must extend the packet's own low 32 bits, so
+  // GCM and CBC+HMAC reject the same inputs.
+  const uint32_t seq_lo =
+      (uint32_t{p[4]} << 24) | (uint32_t{p[5]} << 16) | (uint32_t{p[6]} << 8) | p[7];
+  if (seq_lo != static_cast<uint32_t>(seq)) return OpenStatus::IcvMismatch;
   const uint8_t* ivp = p + kEspHeaderLen;
   const uint8_t* ct = ivp + iv_len_;
   const uint8_t* icv = ct + ct_len;

@@ -27,8 +27,8 @@ class EspCipher {
   // Keys must have info(encr).key_len / info(integ).key_len bytes. AEAD
   // transforms take Integ::None.
   static Expected<std::unique_ptr<EspCipher>, std::string> create(
-      Encr encr, Integ integ, std::span<const uint8_t> encr_key,
-      std::span<const uint8_t> integ_key, bool esn);
+      Encr encr, Integ integ, std::span<const uint8_t> encr_key, std::span<const uint8_t> integ_key,
+      bool esn);
   ~EspCipher();
   EspCipher(const EspCipher&) = delete;
   EspCipher& operator=(const EspCipher&) = delete;
@@ -50,8 +50,8 @@ class EspCipher {
   // `seq` (ESN-inferred by the caller); on Ok the inner payload is in
   // out[0, *len) and its protocol in *next_header. The ICV is checked
   // before anything is decrypted and compared in constant time.
-  OpenStatus open(std::span<const uint8_t> esp, uint64_t seq, std::span<uint8_t> out,
-                  size_t* len, uint8_t* next_header);
+  OpenStatus open(std::span<const uint8_t> esp, uint64_t seq, std::span<uint8_t> out, size_t* len,
+                  uint8_t* next_header);
 
  private:
   EspCipher() = default;

@@ -68,12 +68,18 @@ nlohmann::json stats(xgw::dp::UserspaceDataplane& dp, const xgw::esp_static::Sta
     }
   }
   const auto g = dp.counters();
-  j["global"] = {{"unknown_spi", g.unknown_spi},     {"no_policy", g.no_policy},
-                 {"no_sa", g.no_sa},                 {"malformed", g.malformed},
-                 {"bad_next_header", g.bad_next_header}, {"dummy_packets", g.dummy_packets},
-                 {"too_big", g.too_big},             {"no_buffer", g.no_buffer},
-                 {"keepalives_rx", g.keepalives_rx}, {"keepalives_tx", g.keepalives_tx},
-                 {"ike_rx", g.ike_rx},               {"send_errors", g.send_errors}};
+  j["global"] = {{"unknown_spi", g.unknown_spi},
+                 {"no_policy", g.no_policy},
+                 {"no_sa", g.no_sa},
+                 {"malformed", g.malformed},
+                 {"bad_next_header", g.bad_next_header},
+                 {"dummy_packets", g.dummy_packets},
+                 {"too_big", g.too_big},
+                 {"no_buffer", g.no_buffer},
+                 {"keepalives_rx", g.keepalives_rx},
+                 {"keepalives_tx", g.keepalives_tx},
+                 {"ike_rx", g.ike_rx},
+                 {"send_errors", g.send_errors}};
   j["events"] = events;
   return j;
 }
@@ -133,13 +139,12 @@ int main(int argc, char** argv) {
       xgw::log::error("esp.sa_failed", {{"sa", sa.name}, {"error", r.error()}});
       return 1;
     }
-    xgw::log::info("esp.sa_added",
-                   {{"sa", sa.name},
-                    {"spi", sa.spi},
-                    {"direction", sa.dir == Direction::In ? "in" : "out"},
-                    {"encr", std::string(xgw::esp::info(sa.encr).keyword)},
-                    {"integ", std::string(xgw::esp::info(sa.integ).keyword)},
-                    {"encap", sa.encap == xgw::dp::Encap::Udp ? "udp" : "none"}});
+    xgw::log::info("esp.sa_added", {{"sa", sa.name},
+                                    {"spi", sa.spi},
+                                    {"direction", sa.dir == Direction::In ? "in" : "out"},
+                                    {"encr", std::string(xgw::esp::info(sa.encr).keyword)},
+                                    {"integ", std::string(xgw::esp::info(sa.integ).keyword)},
+                                    {"encap", sa.encap == xgw::dp::Encap::Udp ? "udp" : "none"}});
   }
   for (const auto& p : cfg->policies) {
     if (auto r = (*dp)->add_policy(p); !r) {

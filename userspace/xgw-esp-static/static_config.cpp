@@ -39,7 +39,8 @@ uint64_t parse_uint(const std::string& where, const YAML::Node& n, uint64_t max)
   } catch (...) {
     throw Error{where + ": '" + s + "' is not a number"};
   }
-  if (pos != s.size() || s.empty() || s[0] == '-') throw Error{where + ": '" + s + "' is not a number"};
+  if (pos != s.size() || s.empty() || s[0] == '-')
+    throw Error{where + ": '" + s + "' is not a number"};
   if (v > max) throw Error{where + ": " + s + " exceeds " + std::to_string(max)};
   return v;
 }
@@ -83,7 +84,9 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
     if (root["udp_gso"]) c.dataplane.udp_gso = root["udp_gso"].as<bool>();
     if (root["install_routes"]) c.install_routes = root["install_routes"].as<bool>();
     const uint32_t tunnel =
-        root["tunnel_id"] ? static_cast<uint32_t>(parse_uint("tunnel_id", root["tunnel_id"], UINT32_MAX)) : 1;
+        root["tunnel_id"]
+            ? static_cast<uint32_t>(parse_uint("tunnel_id", root["tunnel_id"], UINT32_MAX))
+            : 1;
 
     std::map<std::string, size_t> by_name;
     if (!root["sas"] || !root["sas"].IsSequence()) throw Error{"sas: expected a list"};
@@ -91,30 +94,38 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
     for (const auto& n : root["sas"]) {
       const std::string w = "sas[" + std::to_string(i++) + "]";
       only_keys(w, n,
-                {"name", "direction", "spi", "local", "remote", "encap", "local_port", "remote_port",
-                 "encr", "integ", "encr_key", "integ_key", "esn", "replay_window", "lifetime",
-                 "keepalive"});
+                {"name", "direction", "spi", "local", "remote", "encap", "local_port",
+                 "remote_port", "encr", "integ", "encr_key", "integ_key", "esn", "replay_window",
+                 "lifetime", "keepalive"});
       dp::SaSpec sa;
       sa.tunnel_id = tunnel;
       sa.name = n["name"] ? str(w + ".name", n["name"]) : w;
       const std::string dir = n["direction"] ? str(w + ".direction", n["direction"]) : "";
-      if (dir == "in") sa.dir = dp::Direction::In;
-      else if (dir == "out") sa.dir = dp::Direction::Out;
-      else throw Error{w + ".direction: must be in or out"};
+      if (dir == "in")
+        sa.dir = dp::Direction::In;
+      else if (dir == "out")
+        sa.dir = dp::Direction::Out;
+      else
+        throw Error{w + ".direction: must be in or out"};
       if (!n["spi"]) throw Error{w + ".spi: missing"};
       sa.spi = static_cast<uint32_t>(parse_uint(w + ".spi", n["spi"], UINT32_MAX));
       if (!n["local"] || !n["remote"]) throw Error{w + ": local and remote addresses are required"};
       sa.local = addr(w + ".local", n["local"]);
       sa.remote = addr(w + ".remote", n["remote"]);
       const std::string encap = n["encap"] ? str(w + ".encap", n["encap"]) : "udp";
-      if (encap == "udp") sa.encap = dp::Encap::Udp;
-      else if (encap == "none") sa.encap = dp::Encap::None;
-      else throw Error{w + ".encap: must be udp or none"};
+      if (encap == "udp")
+        sa.encap = dp::Encap::Udp;
+      else if (encap == "none")
+        sa.encap = dp::Encap::None;
+      else
+        throw Error{w + ".encap: must be udp or none"};
       sa.local_port = c.dataplane.udp_port;
       if (n["local_port"])
-        sa.local_port = static_cast<uint16_t>(parse_uint(w + ".local_port", n["local_port"], 65535));
+        sa.local_port =
+            static_cast<uint16_t>(parse_uint(w + ".local_port", n["local_port"], 65535));
       if (n["remote_port"])
-        sa.remote_port = static_cast<uint16_t>(parse_uint(w + ".remote_port", n["remote_port"], 65535));
+        sa.remote_port =
+            static_cast<uint16_t>(parse_uint(w + ".remote_port", n["remote_port"], 65535));
       const std::string encr = n["encr"] ? str(w + ".encr", n["encr"]) : "";
       auto e = esp::parse_encr(encr);
       if (!e) throw Error{w + ".encr: unknown algorithm '" + encr + "'"};
@@ -123,14 +134,17 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
       auto ig = esp::parse_integ(integ);
       if (!ig) throw Error{w + ".integ: unknown algorithm '" + integ + "'"};
       sa.integ = *ig;
-      if (n["encr_key"]) sa.encr_key = parse_hex(w + ".encr_key", str(w + ".encr_key", n["encr_key"]));
+      if (n["encr_key"])
+        sa.encr_key = parse_hex(w + ".encr_key", str(w + ".encr_key", n["encr_key"]));
       if (n["integ_key"])
         sa.integ_key = parse_hex(w + ".integ_key", str(w + ".integ_key", n["integ_key"]));
       if (n["esn"]) sa.esn = n["esn"].as<bool>();
       if (n["replay_window"])
-        sa.replay_window = static_cast<uint32_t>(parse_uint(w + ".replay_window", n["replay_window"], 65536));
+        sa.replay_window =
+            static_cast<uint32_t>(parse_uint(w + ".replay_window", n["replay_window"], 65536));
       if (n["keepalive"])
-        sa.keepalive_seconds = static_cast<uint32_t>(parse_uint(w + ".keepalive", n["keepalive"], 3600));
+        sa.keepalive_seconds =
+            static_cast<uint32_t>(parse_uint(w + ".keepalive", n["keepalive"], 3600));
       if (const auto& lt = n["lifetime"]) {
         only_keys(w + ".lifetime", lt,
                   {"soft_bytes", "hard_bytes", "soft_packets", "hard_packets", "soft_seconds",
@@ -166,7 +180,8 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
         p.src = *src;
         p.dst = *dst;
         if (n["priority"])
-          p.priority = static_cast<uint32_t>(parse_uint(w + ".priority", n["priority"], UINT32_MAX));
+          p.priority =
+              static_cast<uint32_t>(parse_uint(w + ".priority", n["priority"], UINT32_MAX));
         if (n["sa"]) {  // documentation of intent: the SA must exist and be outbound
           const std::string name = str(w + ".sa", n["sa"]);
           auto it = by_name.find(name);
