@@ -12,7 +12,8 @@
 
 namespace xgw::dp {
 
-Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, unsigned queues) {
+Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, unsigned queues,
+                                                     bool offload) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     return unexpected(SysError{"TUN name '" + name + "' is empty or too long", EINVAL});
   std::vector<int> fds;
@@ -25,12 +26,21 @@ Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, un
     }
     ifreq ifr{};
     std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
-    if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (offload ? IFF_VNET_HDR : 0);
+    const char* step = nullptr;
+    if (::ioctl(fd, TUNSETIFF, &ifr) < 0) step = "TUNSETIFF";
+    if (!step && offload) {
+      int hdr = 10;  // struct virtio_net_hdr
+      if (::ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0)
+        step = "TUNSETVNETHDRSZ";
+      else if (::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0)
+        step = "TUNSETOFFLOAD";
+    }
+    if (step) {
       int e = errno;
       ::close(fd);
       for (int f : fds) ::close(f);
-      return unexpected(SysError{"TUNSETIFF " + name, e});
+      return unexpected(SysError{std::string(step) + " " + name, e});
     }
     fds.push_back(fd);
   }

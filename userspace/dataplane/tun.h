@@ -13,7 +13,10 @@ namespace xgw::dp {
 // Opens `queues` queues of the TUN device `name` (created if missing) with
 // IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE, non-blocking. On error every fd
 // already opened is closed.
-Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, unsigned queues);
+// With `offload`, each read and write starts with a virtio-net header and the
+// device accepts and produces TCP GSO packets (TUN_F_CSUM | TSO4 | TSO6).
+Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, unsigned queues,
+                                                     bool offload = false);
 
 // Sets the MTU and brings the link up.
 Expected<void, SysError> set_link_up(const std::string& name, unsigned mtu);

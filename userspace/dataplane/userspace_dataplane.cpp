@@ -26,6 +26,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "dataplane/offload.h"
 #include "dataplane/tun.h"
 #include "esp/cipher.h"
 #include "esp/replay.h"
@@ -218,10 +219,11 @@ struct Snapshot {
 };
 
 enum Op : uint64_t {
-  kOpRecv = 1,      // index: socket slot
-  kOpTunRead = 2,   //
-  kOpTunWrite = 3,  // index: tun write buffer
-  kOpSend = 4,      // index: send buffer
+  kOpRecv = 1,         // index: socket slot
+  kOpTunRead = 2,      //
+  kOpTunWrite = 3,     // index: tun write buffer
+  kOpTunWriteBig = 5,  // index: coalescing buffer
+  kOpSend = 4,         // index: send buffer
 };
 constexpr uint64_t ud(Op op, uint64_t idx) {
   return (static_cast<uint64_t>(op) << 56) | idx;
@@ -231,7 +233,13 @@ constexpr unsigned kRingEntries = 1024;
 constexpr unsigned kCqEntries = 16384;  // > all writes and sends in flight
 constexpr unsigned kRxBuffers = 64;     // per worker; each holds one GRO'd burst
 constexpr unsigned kRxBufSize = 65536 + 512;
-constexpr unsigned kTunReadBuffers = 256;
+// TUN reads: MTU-sized packets, or with offloads 64 KiB TSO super-packets.
+constexpr unsigned kTunReadBuffersSmall = 256;
+constexpr unsigned kTunReadBuffersBig = 64;
+constexpr size_t kBigBufSize = 65536 + 64;
+constexpr unsigned kGroBuffers = 64;  // coalesced TCP trains written to the TUN device
+constexpr unsigned kGroFlows = 16;    // trains open at once per worker
+constexpr size_t kVnet = sizeof(offload::VnetHdr);
 // Enough for every packet the receive buffers can hold in one loop pass
 // (64 GRO bursts of up to ~45 segments), so decryption never waits for
 // TUN write completions.
@@ -354,9 +362,25 @@ struct UserspaceDataplane::Impl::Worker {
   io_uring_buf_ring* rx_br = nullptr;
   uint8_t* tun_mem = nullptr;
   io_uring_buf_ring* tun_br = nullptr;
-  size_t tun_buf_size = 0;
+  size_t tun_buf_size = 0;  // TUN read buffer
+  unsigned tun_read_count = 0;
+  size_t tunw_size = 0;  // decrypted packet buffer (vnet header room first)
   uint8_t* tunw_mem = nullptr;
   std::vector<uint32_t> tunw_free;
+  bool offload = false;
+  uint8_t* gro_mem = nullptr;
+  std::vector<uint32_t> gro_free;
+  struct GroFlow {
+    uint32_t buf = 0;
+    uint8_t* data = nullptr;  // vnet header, then the packet
+    offload::TcpInfo head;
+    size_t len = 0;  // packet bytes after the vnet header
+    uint32_t next_seq = 0;
+    uint16_t gso = 0;
+    unsigned count = 0;
+  };
+  GroFlow flows[kGroFlows];
+  unsigned nflows = 0;
   uint8_t* send_mem = nullptr;
   std::vector<SendBuf> sends;
   std::vector<uint32_t> send_free;
@@ -380,9 +404,10 @@ struct UserspaceDataplane::Impl::Worker {
     const size_t rx_len = size_t{kRxBuffers} * kRxBufSize;
     if (rx_mem) ::munmap(rx_mem, rx_len);
     if (rx_br) ::munmap(rx_br, sizeof(io_uring_buf) * kRxBuffers);
-    if (tun_mem) ::munmap(tun_mem, kTunReadBuffers * tun_buf_size);
-    if (tun_br) ::munmap(tun_br, sizeof(io_uring_buf) * kTunReadBuffers);
-    if (tunw_mem) ::munmap(tunw_mem, kTunWriteBuffers * tun_buf_size);
+    if (tun_mem) ::munmap(tun_mem, tun_read_count * tun_buf_size);
+    if (tun_br) ::munmap(tun_br, sizeof(io_uring_buf) * tun_read_count);
+    if (tunw_mem) ::munmap(tunw_mem, kTunWriteBuffers * tunw_size);
+    if (gro_mem) ::munmap(gro_mem, kGroBuffers * kBigBufSize);
     if (send_mem) ::munmap(send_mem, size_t{kSendBuffers} * kSendBufSize);
   }
 
@@ -403,6 +428,11 @@ struct UserspaceDataplane::Impl::Worker {
   void on_esp(const uint8_t* esp, size_t len, const sockaddr* from, bool udp);
   void on_plaintext(const uint8_t* p, size_t len);
   void flush_batch();
+  void on_tun_read(uint8_t* buf, size_t n);
+  void deliver(uint32_t buf, uint8_t* pkt, size_t len);
+  void write_small(uint32_t buf, uint8_t* pkt, size_t len);
+  void flush_flow(unsigned i);
+  void flush_flows();
   void send_one(const OutRoute& r, uint32_t buf, size_t len, uint16_t gso);
 };
 
@@ -544,17 +574,25 @@ Expected<void, std::string> UserspaceDataplane::Impl::Worker::setup() {
     recv_hdr[kind].msg_controllen = 128;
   }
 
-  tun_buf_size = (o.mtu + 256 + 63) / 64 * 64;
+  offload = o.tun_offload;
+  tunw_size = (o.mtu + 256 + 63) / 64 * 64;
+  tun_buf_size = offload ? kBigBufSize : tunw_size;
+  tun_read_count = offload ? kTunReadBuffersBig : kTunReadBuffersSmall;
+  if (offload) {
+    gro_mem = static_cast<uint8_t*>(map_anon(kGroBuffers * kBigBufSize));
+    if (!gro_mem) return unexpected(std::string("cannot allocate coalescing buffers"));
+    for (uint32_t i = 0; i < kGroBuffers; ++i) gro_free.push_back(kGroBuffers - 1 - i);
+  }
   rx_mem = static_cast<uint8_t*>(map_anon(size_t{kRxBuffers} * kRxBufSize));
-  tun_mem = static_cast<uint8_t*>(map_anon(kTunReadBuffers * tun_buf_size));
-  tunw_mem = static_cast<uint8_t*>(map_anon(kTunWriteBuffers * tun_buf_size));
+  tun_mem = static_cast<uint8_t*>(map_anon(tun_read_count * tun_buf_size));
+  tunw_mem = static_cast<uint8_t*>(map_anon(kTunWriteBuffers * tunw_size));
   send_mem = static_cast<uint8_t*>(map_anon(size_t{kSendBuffers} * kSendBufSize));
   if (!rx_mem || !tun_mem || !tunw_mem || !send_mem)
     return unexpected(std::string("cannot allocate packet buffers"));
   std::string err;
   rx_br = setup_buf_ring(&ring, kBgidRx, kRxBuffers, rx_mem, kRxBufSize, &err);
   if (!rx_br) return unexpected(err);
-  tun_br = setup_buf_ring(&ring, kBgidTun, kTunReadBuffers, tun_mem, tun_buf_size, &err);
+  tun_br = setup_buf_ring(&ring, kBgidTun, tun_read_count, tun_mem, tun_buf_size, &err);
   if (!tun_br) return unexpected(err);
   for (uint32_t i = 0; i < kTunWriteBuffers; ++i) tunw_free.push_back(kTunWriteBuffers - 1 - i);
   sends.resize(kSendBuffers);
@@ -632,8 +670,8 @@ void UserspaceDataplane::Impl::Worker::run() {
           }
           if (cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
             const unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-            on_plaintext(tun_mem + bid * tun_buf_size, static_cast<size_t>(cqe->res));
-            recycle(tun_br, kTunReadBuffers, tun_mem, tun_buf_size, bid);
+            on_tun_read(tun_mem + bid * tun_buf_size, static_cast<size_t>(cqe->res));
+            recycle(tun_br, tun_read_count, tun_mem, tun_buf_size, bid);
           }
           if (!more) {
             --tun_reads_armed;
@@ -644,6 +682,10 @@ void UserspaceDataplane::Impl::Worker::run() {
           tunw_free.push_back(static_cast<uint32_t>(index));
           if (cqe->res < 0) bump(g().send_errors);
           break;
+        case kOpTunWriteBig:
+          gro_free.push_back(static_cast<uint32_t>(index));
+          if (cqe->res < 0) bump(g().send_errors);
+          break;
         case kOpSend:
           send_free.push_back(static_cast<uint32_t>(index));
           if (cqe->res < 0) bump(g().send_errors);
@@ -651,6 +693,7 @@ void UserspaceDataplane::Impl::Worker::run() {
       }
     }
     io_uring_cq_advance(&ring, seen);
+    flush_flows();
     flush_batch();
   }
   seen_gen.store(~uint64_t{0}, std::memory_order_release);  // never blocks reclaim again
@@ -749,10 +792,10 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
     return;
   }
   const uint32_t buf = tunw_free.back();
-  uint8_t* out = tunw_mem + size_t{buf} * tun_buf_size;
+  uint8_t* out = tunw_mem + size_t{buf} * tunw_size + kVnet;
   size_t plen = 0;
   uint8_t nh = 0;
-  switch (sa.ciphers[idx]->open({esp, len}, seq, {out, tun_buf_size}, &plen, &nh)) {
+  switch (sa.ciphers[idx]->open({esp, len}, seq, {out, tunw_size - kVnet}, &plen, &nh)) {
     case esp::OpenStatus::Ok:
       break;
     case esp::OpenStatus::IcvMismatch:
@@ -818,9 +861,126 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
     }
   }
   tunw_free.pop_back();
+  deliver(buf, out, plen);
+}
+
+void UserspaceDataplane::Impl::Worker::write_small(uint32_t buf, uint8_t* pkt, size_t len) {
+  uint8_t* start = pkt;
+  if (offload) {
+    start -= kVnet;
+    std::memset(start, 0, kVnet);  // no GSO, checksum already complete
+    len += kVnet;
+  }
   io_uring_sqe* s = sqe();
-  io_uring_prep_write(s, tun_fd, out, static_cast<unsigned>(plen), ~uint64_t{0});
+  io_uring_prep_write(s, tun_fd, start, static_cast<unsigned>(len), ~uint64_t{0});
   io_uring_sqe_set_data64(s, ud(kOpTunWrite, buf));
+}
+
+namespace {
+// Same addresses and ports (the flow's order must be kept).
+bool same_flow(const uint8_t* a, const offload::TcpInfo& ai, const uint8_t* b,
+               const offload::TcpInfo& bi) {
+  if (ai.v6 != bi.v6) return false;
+  const size_t off = ai.v6 ? 8 : 12, n = ai.v6 ? 32 : 8;
+  return std::memcmp(a + off, b + off, n) == 0 && std::memcmp(a + ai.l3_len, b + bi.l3_len, 4) == 0;
+}
+}  // namespace
+
+// Decrypted packets go to the TUN device; with offloads, in-order TCP
+// segments of one flow are coalesced into one GSO write (software GRO).
+void UserspaceDataplane::Impl::Worker::deliver(uint32_t buf, uint8_t* pkt, size_t len) {
+  if (!offload) {
+    write_small(buf, pkt, len);
+    return;
+  }
+  offload::TcpInfo ti;
+  if (!offload::parse_tcp(pkt, len, &ti)) {
+    write_small(buf, pkt, len);
+    return;
+  }
+  const bool mergeable =
+      ti.payload > 0 && (ti.flags & ~0x08u) == 0x10 && offload::tcp_checksum_valid(pkt, ti);
+  for (unsigned i = 0; i < nflows; ++i) {
+    GroFlow& f = flows[i];
+    uint8_t* head = f.data + kVnet;
+    if (!same_flow(head, f.head, pkt, ti)) continue;
+    if (mergeable && f.len + ti.payload <= 65535 && f.count < 64 &&
+        offload::can_append(head, f.head, f.next_seq, f.gso, pkt, ti)) {
+      std::memcpy(head + f.len, pkt + ti.l3_len + ti.l4_len, ti.payload);
+      f.len += ti.payload;
+      f.next_seq += static_cast<uint32_t>(ti.payload);
+      ++f.count;
+      if (ti.flags & 0x08) head[f.head.l3_len + 13] |= 0x08;  // PSH moves to the train
+      tunw_free.push_back(buf);
+      if ((ti.flags & 0x08) || ti.payload < f.gso) flush_flow(i);
+      return;
+    }
+    flush_flow(i);  // keep the flow's order: what was queued goes first
+    break;
+  }
+  if (!mergeable || gro_free.empty()) {
+    write_small(buf, pkt, len);
+    return;
+  }
+  if (nflows == kGroFlows) flush_flow(0);
+  GroFlow& f = flows[nflows++];
+  f.buf = gro_free.back();
+  gro_free.pop_back();
+  f.data = gro_mem + size_t{f.buf} * kBigBufSize;
+  std::memcpy(f.data + kVnet, pkt, len);
+  f.head = ti;
+  f.len = len;
+  f.next_seq = ti.seq + static_cast<uint32_t>(ti.payload);
+  f.gso = static_cast<uint16_t>(ti.payload);
+  f.count = 1;
+  tunw_free.push_back(buf);
+  if (ti.flags & 0x08) flush_flow(nflows - 1);
+}
+
+void UserspaceDataplane::Impl::Worker::flush_flow(unsigned i) {
+  GroFlow& f = flows[i];
+  offload::VnetHdr vh{};
+  if (f.count > 1) offload::finish_coalesced(f.data + kVnet, f.len, f.head, f.gso, &vh);
+  std::memcpy(f.data, &vh, kVnet);
+  io_uring_sqe* s = sqe();
+  io_uring_prep_write(s, tun_fd, f.data, static_cast<unsigned>(f.len + kVnet), ~uint64_t{0});
+  io_uring_sqe_set_data64(s, ud(kOpTunWriteBig, f.buf));
+  flows[i] = flows[--nflows];
+}
+
+void UserspaceDataplane::Impl::Worker::flush_flows() {
+  while (nflows > 0) flush_flow(nflows - 1);
+}
+
+void UserspaceDataplane::Impl::Worker::on_tun_read(uint8_t* buf, size_t n) {
+  if (!offload) {
+    on_plaintext(buf, n);
+    return;
+  }
+  if (n < kVnet) {
+    bump(g().malformed);
+    return;
+  }
+  offload::VnetHdr h;
+  std::memcpy(&h, buf, kVnet);
+  uint8_t* pkt = buf + kVnet;
+  const size_t len = n - kVnet;
+  const uint8_t gso = h.gso_type & static_cast<uint8_t>(~offload::kGsoEcn);
+  if (gso == offload::kGsoTcpV4 || gso == offload::kGsoTcpV6) {
+    if (!offload::tso_segment(pkt, len, h,
+                              [this](uint8_t* seg, size_t l) { on_plaintext(seg, l); }))
+      bump(g().malformed);
+    return;
+  }
+  if (gso != offload::kGsoNone) {  // only TSO was offered (TUNSETOFFLOAD)
+    bump(g().malformed);
+    return;
+  }
+  if ((h.flags & offload::kNeedsCsum) && !offload::complete_checksum(pkt, len, h)) {
+    bump(g().malformed);
+    return;
+  }
+  on_plaintext(pkt, len);
 }
 
 void UserspaceDataplane::Impl::Worker::on_plaintext(const uint8_t* p, size_t len) {
@@ -1123,7 +1283,7 @@ Expected<void, std::string> UserspaceDataplane::Impl::start() {
   esp::load_providers();
   ev_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (ev_fd < 0) return unexpected(SysError{"eventfd", errno}.message());
-  auto fds = open_tun_queues(opts.tun_name, nworkers);
+  auto fds = open_tun_queues(opts.tun_name, nworkers, opts.tun_offload);
   if (!fds) return unexpected(fds.error().message());
   tun_fds = *fds;
   if (auto up = set_link_up(opts.tun_name, opts.mtu); !up) return unexpected(up.error().message());

@@ -32,6 +32,9 @@ struct UserspaceOptions {
   bool raw_esp = true;  // also receive raw ESP (needs CAP_NET_RAW)
   bool ipv6 = true;     // also bind IPv6 sockets
   bool udp_gso = true;  // batch same-sized ESP packets with UDP_SEGMENT / UDP_GRO
+  // TUN virtio-net header with TSO: read 64 KiB TCP super-packets and write
+  // coalesced ones, segmenting and coalescing in the worker.
+  bool tun_offload = true;
 };
 
 class UserspaceDataplane final : public Dataplane {

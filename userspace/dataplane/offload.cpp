@@ -1,0 +1,188 @@
+#include "dataplane/offload.h"
+
+#include <cstring>
+
+namespace xgw::dp::offload {
+
+namespace {
+constexpr uint8_t kFin = 0x01, kPsh = 0x08, kAck = 0x10, kCwr = 0x80;
+
+uint16_t get16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+void put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+uint32_t get32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+void put32(uint8_t* p, uint32_t v) {
+  put16(p, static_cast<uint16_t>(v >> 16));
+  put16(p + 2, static_cast<uint16_t>(v));
+}
+
+// Pseudo-header sum (RFC 793 §3.1, RFC 8200 §8.1) for a TCP length.
+uint64_t pseudo_sum(const uint8_t* pkt, const TcpInfo& t, size_t tcp_len) {
+  uint64_t s = 0;
+  if (t.v6) {
+    s = csum_add(s, pkt + 8, 32);
+    uint8_t tail[8] = {static_cast<uint8_t>(tcp_len >> 24),
+                       static_cast<uint8_t>(tcp_len >> 16),
+                       static_cast<uint8_t>(tcp_len >> 8),
+                       static_cast<uint8_t>(tcp_len),
+                       0,
+                       0,
+                       0,
+                       6};
+    s = csum_add(s, tail, 8);
+  } else {
+    s = csum_add(s, pkt + 12, 8);
+    uint8_t tail[4] = {0, 6, static_cast<uint8_t>(tcp_len >> 8), static_cast<uint8_t>(tcp_len)};
+    s = csum_add(s, tail, 4);
+  }
+  return s;
+}
+
+void ip4_checksum(uint8_t* pkt, size_t ihl) {
+  pkt[10] = pkt[11] = 0;
+  put16(pkt + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, pkt, ihl))));
+}
+}  // namespace
+
+uint64_t csum_add(uint64_t sum, const uint8_t* p, size_t len) {
+  // 32-bit big-endian words into a 64-bit accumulator: carries wait for
+  // the fold, so the loop has no data-dependent branches.
+  while (len >= 4) {
+    sum += get32(p);
+    p += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    sum += get16(p);
+    p += 2;
+    len -= 2;
+  }
+  if (len) sum += uint32_t{p[0]} << 8;
+  return sum;
+}
+
+uint16_t csum_fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+bool complete_checksum(uint8_t* pkt, size_t len, const VnetHdr& h) {
+  const size_t start = h.csum_start, field = size_t{h.csum_start} + h.csum_offset;
+  if (start >= len || field + 2 > len) return false;
+  // The field holds the pseudo-header sum; summing over it completes it.
+  const uint16_t c = static_cast<uint16_t>(~csum_fold(csum_add(0, pkt + start, len - start)));
+  put16(pkt + field, c);
+  return true;
+}
+
+bool parse_tcp(const uint8_t* pkt, size_t len, TcpInfo* out) {
+  if (len < 20) return false;
+  const unsigned v = pkt[0] >> 4;
+  TcpInfo t;
+  if (v == 4) {
+    t.l3_len = size_t{pkt[0] & 0x0fu} * 4;
+    if (t.l3_len < 20 || pkt[9] != 6) return false;
+    if ((get16(pkt + 6) & 0x3fff) != 0) return false;  // fragment
+    if (get16(pkt + 2) != len) return false;
+  } else if (v == 6) {
+    t.v6 = true;
+    t.l3_len = 40;
+    if (len < 40 || pkt[6] != 6) return false;
+    if (size_t{get16(pkt + 4)} + 40 != len) return false;
+  } else {
+    return false;
+  }
+  if (len < t.l3_len + 20) return false;
+  const uint8_t* th = pkt + t.l3_len;
+  t.l4_len = static_cast<size_t>(th[12] >> 4) * 4;
+  if (t.l4_len < 20 || t.l3_len + t.l4_len > len) return false;
+  t.payload = len - t.l3_len - t.l4_len;
+  t.seq = get32(th + 4);
+  t.flags = th[13];
+  *out = t;
+  return true;
+}
+
+bool tcp_checksum_valid(const uint8_t* pkt, const TcpInfo& t) {
+  const size_t tcp_len = t.l4_len + t.payload;
+  uint64_t s = pseudo_sum(pkt, t, tcp_len);
+  s = csum_add(s, pkt + t.l3_len, tcp_len);
+  return csum_fold(s) == 0xffff;
+}
+
+namespace detail {
+void prepare_segment(uint8_t* seg, const TcpInfo& t, size_t seg_payload, unsigned index, bool last,
+                     uint32_t seq0, uint16_t id0, size_t mss) {
+  const size_t tcp_len = t.l4_len + seg_payload;
+  if (t.v6) {
+    put16(seg + 4, static_cast<uint16_t>(tcp_len));
+  } else {
+    put16(seg + 2, static_cast<uint16_t>(t.l3_len + tcp_len));
+    put16(seg + 4, static_cast<uint16_t>(id0 + index));
+    ip4_checksum(seg, t.l3_len);
+  }
+  uint8_t* th = seg + t.l3_len;
+  put32(th + 4, seq0 + static_cast<uint32_t>(index * mss));
+  // As the kernel's tcp_gso_segment: FIN and PSH only on the last segment,
+  // CWR only on the first.
+  if (!last) th[13] &= static_cast<uint8_t>(~(kFin | kPsh));
+  if (index > 0) th[13] &= static_cast<uint8_t>(~kCwr);
+  th[16] = th[17] = 0;
+  uint64_t s = pseudo_sum(seg, t, tcp_len);
+  s = csum_add(s, th, tcp_len);
+  put16(th + 16, static_cast<uint16_t>(~csum_fold(s)));
+}
+}  // namespace detail
+
+bool can_append(const uint8_t* head, const TcpInfo& hi, uint32_t next_seq, uint16_t gso_size,
+                const uint8_t* pkt, const TcpInfo& pi) {
+  if (pi.v6 != hi.v6 || pi.l3_len != hi.l3_len || pi.l4_len != hi.l4_len) return false;
+  if (pi.seq != next_seq || pi.payload == 0 || pi.payload > gso_size) return false;
+  if ((pi.flags & ~kPsh) != kAck || (hi.flags & ~kPsh) != kAck) return false;
+  if (hi.flags & kPsh) return false;  // a PSH ends the train
+  const uint8_t* a = head;
+  const uint8_t* b = pkt;
+  if (!pi.v6) {
+    // Version/IHL/TOS, TTL/protocol, addresses; options likewise.
+    if (a[0] != b[0] || a[1] != b[1] || a[8] != b[8] || a[9] != b[9]) return false;
+    if ((get16(a + 6) & 0x4000) != (get16(b + 6) & 0x4000)) return false;  // DF
+    if (std::memcmp(a + 12, b + 12, pi.l3_len - 12) != 0) return false;
+  } else {
+    if (std::memcmp(a, b, 4) != 0) return false;  // version, class, flow label
+    if (a[7] != b[7] || std::memcmp(a + 8, b + 8, 32) != 0) return false;
+  }
+  const uint8_t* ta = a + hi.l3_len;
+  const uint8_t* tb = b + pi.l3_len;
+  if (std::memcmp(ta, tb, 4) != 0) return false;                         // ports
+  if (std::memcmp(ta + 8, tb + 8, 5) != 0) return false;                 // ack, data offset
+  if (std::memcmp(ta + 14, tb + 14, 2) != 0) return false;               // window
+  if (std::memcmp(ta + 18, tb + 18, hi.l4_len - 18) != 0) return false;  // urg ptr, options
+  return true;
+}
+
+void finish_coalesced(uint8_t* pkt, size_t len, const TcpInfo& hi, uint16_t gso_size, VnetHdr* vh) {
+  const size_t tcp_len = len - hi.l3_len;
+  if (hi.v6) {
+    put16(pkt + 4, static_cast<uint16_t>(tcp_len));
+  } else {
+    put16(pkt + 2, static_cast<uint16_t>(len));
+    ip4_checksum(pkt, hi.l3_len);
+  }
+  uint8_t* th = pkt + hi.l3_len;
+  th[16] = th[17] = 0;
+  put16(th + 16, csum_fold(pseudo_sum(pkt, hi, tcp_len)));
+  vh->flags = kNeedsCsum;
+  vh->gso_type = hi.v6 ? kGsoTcpV6 : kGsoTcpV4;
+  vh->hdr_len = static_cast<uint16_t>(hi.l3_len + hi.l4_len);
+  vh->gso_size = gso_size;
+  vh->csum_start = static_cast<uint16_t>(hi.l3_len);
+  vh->csum_offset = 16;
+}
+
+}  // namespace xgw::dp::offload
