@@ -1,5 +1,6 @@
 #include "dataplane/offload.h"
 
+#include <bit>
 #include <cstring>
 
 namespace xgw::dp::offload {
@@ -50,26 +51,33 @@ void ip4_checksum(uint8_t* pkt, size_t ihl) {
 }
 }  // namespace
 
-uint64_t csum_add(uint64_t sum, const uint8_t* p, size_t len) {
-  // 32-bit big-endian words into a 64-bit accumulator: carries wait for
-  // the fold, so the loop has no data-dependent branches.
-  while (len >= 4) {
-    sum += get32(p);
-    p += 4;
-    len -= 4;
+// The sum runs over native-endian 32-bit words in a 64-bit accumulator
+// (RFC 1071 §2(B): byte order only swaps the folded result; carries wait
+// for the fold), a loop the compiler vectorises; csum_fold() swaps back to
+// network order. Chunks must start at even offsets of the summed data.
+__attribute__((optimize("O3"))) uint64_t csum_add(uint64_t sum, const uint8_t* p, size_t len) {
+  const size_t words = len / 4;
+  uint64_t acc = 0;
+  for (size_t i = 0; i < words; ++i) {
+    uint32_t v;
+    std::memcpy(&v, p + 4 * i, 4);
+    acc += v;
   }
-  if (len >= 2) {
-    sum += get16(p);
-    p += 2;
-    len -= 2;
-  }
-  if (len) sum += uint32_t{p[0]} << 8;
-  return sum;
+  uint32_t tail = 0;
+  std::memcpy(&tail, p + 4 * words, len % 4);  // an odd last byte is a word's high byte
+  return sum + acc + tail;
 }
 
 uint16_t csum_fold(uint64_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
+  uint64_t s = (sum & 0xffffffff) + (sum >> 32);
+  s = (s & 0xffffffff) + (s >> 32);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  const auto native = static_cast<uint16_t>(s);
+  static_assert(std::endian::native == std::endian::little,
+                "checksums assume a little-endian host");
+  return static_cast<uint16_t>(native << 8 | native >> 8);
 }
 
 bool complete_checksum(uint8_t* pkt, size_t len, const VnetHdr& h) {

@@ -1303,13 +1303,9 @@ Expected<void, std::string> UserspaceDataplane::Impl::start() {
   }
   for (auto& w : workers) {
     Worker* wp = w.get();
-    wp->thread = std::thread([wp] {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(wp->idx % std::max(1u, std::thread::hardware_concurrency()), &set);
-      pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort
-      wp->run();
-    });
+    // Not pinned: on a small machine the scheduler places workers next to
+    // the peers they exchange packets with better than a fixed mapping.
+    wp->thread = std::thread([wp] { wp->run(); });
   }
   housekeeper = std::thread([this] { housekeeping(); });
   return {};
