@@ -8,7 +8,12 @@
  * into the XSKMAP `xgw_xsks`, keyed by the receive queue index, so one
  * AF_XDP socket per queue of the LAN interface receives it; when no socket
  * is registered for that queue the packet is passed to the stack (the
- * redirect's fallback action). ESP from the WAN (raw or UDP 4500) is always
+ * redirect's fallback action). When the gateway has a TUN device of the
+ * userspace ESP path in `xgw_us_tun` (devmap by gateway index) and the IP
+ * packet fits its MTU (`xgw_us_cfg`), the program strips the link-layer
+ * header instead and redirects the bare IP packet into that TUN device,
+ * skipping the kernel's forwarding; bigger packets go to the stack, which
+ * routes them into the same TUN device (or answers with ICMP). ESP from the WAN (raw or UDP 4500) is always
  * passed to the stack, where the owner of the matching socket (kernel XFRM
  * or the userspace ESP path's UDP socket) takes it. */
 #ifndef XGW_DP_ABI_H
@@ -83,6 +88,12 @@ struct xgw_ifcfg {
 #define XGW_GW_F_ACTIVE (1u << 0)
 #define XGW_GW_F_DROP_UNMATCHED (1u << 1) /* else: pass to ordinary routing */
 #define XGW_GW_F_DROP_NO_SA (1u << 2)     /* else: pass while IKE negotiates */
+/* xgw_us_cfg: by gateway index, next to the devmap xgw_us_tun. */
+struct xgw_us_cfg {
+  __u32 mtu; /* the TUN device's MTU; 0 = no redirect */
+  __u32 pad;
+};
+
 struct xgw_gw_cfg {
   __u32 flags;
   __u32 spd_gen;     /* bumped after each SPD swap; tags flow-cache entries */

@@ -23,6 +23,7 @@ namespace xgw::loader {
 
 // The C++ side of the ABI: sizes and offsets the BPF side relies on.
 static_assert(sizeof(xgw_spd4_key) == 16);
+static_assert(sizeof(xgw_us_cfg) == 8);
 static_assert(sizeof(xgw_spd6_key) == 40);
 static_assert(sizeof(xgw_spd_val) == 32);
 static_assert(offsetof(xgw_spd_val, lenmask) == 8);
@@ -543,6 +544,28 @@ Result<void> XdpDataplane::set_active_tunnel(uint32_t conn_idx, uint32_t active)
   v.active = active;
   if (bpf_map_update_elem(fd, &conn_idx, &v, BPF_ANY) != 0)
     return unexpected(sys("flip active tunnel", errno));
+  return {};
+}
+
+Result<void> XdpDataplane::set_userspace_tun(uint32_t gw_idx, uint32_t ifindex, uint32_t mtu) {
+  if (gw_idx >= XGW_MAX_GATEWAYS) return unexpected(sys("gateway index out of range", ERANGE));
+  const int dev = impl_->fd(impl_->skel->maps.xgw_us_tun);
+  const int cfg = impl_->fd(impl_->skel->maps.xgw_us_cfg);
+  xgw_us_cfg c{};
+  if (ifindex == 0) {
+    // Turn the redirect off first, then drop the device.
+    if (bpf_map_update_elem(cfg, &gw_idx, &c, BPF_ANY) != 0)
+      return unexpected(sys("clear userspace TUN config", errno));
+    if (bpf_map_delete_elem(dev, &gw_idx) != 0 && errno != ENOENT)
+      return unexpected(sys("remove userspace TUN device", errno));
+    return {};
+  }
+  if (mtu < 68) return unexpected(sys("TUN MTU below 68", EINVAL));
+  if (bpf_map_update_elem(dev, &gw_idx, &ifindex, BPF_ANY) != 0)
+    return unexpected(sys("set userspace TUN device " + std::to_string(ifindex), errno));
+  c.mtu = mtu;
+  if (bpf_map_update_elem(cfg, &gw_idx, &c, BPF_ANY) != 0)
+    return unexpected(sys("set userspace TUN config", errno));
   return {};
 }
 

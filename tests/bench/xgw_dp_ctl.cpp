@@ -21,6 +21,7 @@
 //   spd GW [LOCAL REMOTE CONN]...       replace the gateway's whole SPD
 //   conn CONN GW TUN [TUN2] [active=N]
 //   tunnel TUN CONN [xfrm|userspace] [sa-ready]
+//   us-tun GW IFNAME|- MTU              userspace ESP TUN device for XDP redirects
 //   sa SPI TUN GW                       SPI decimal or 0x-hex, host order
 //   sa-del SPI
 //   reset GW [TUN]...                   zero the gateway's (and tunnels')
@@ -194,6 +195,11 @@ void run(XdpDataplane& dp, const Args& a) {
         die("tunnel: unknown option " + a[i]);
     }
     check(dp.set_tunnel(num32(a[1], "tunnel"), t), "tunnel");
+  } else if (cmd == "us-tun") {
+    need(a, 4, "us-tun GW IFNAME|- MTU");
+    const uint32_t ifindex = a[2] == "-" ? 0 : if_nametoindex(a[2].c_str());
+    if (a[2] != "-" && ifindex == 0) die("us-tun: no interface " + a[2]);
+    check(dp.set_userspace_tun(num32(a[1], "gateway"), ifindex, num32(a[3], "mtu")), "us-tun");
   } else if (cmd == "sa") {
     need(a, 4, "sa SPI TUN GW");
     check(dp.add_sa(num32(a[1], "spi"), num32(a[2], "tunnel"), num32(a[3], "gateway")), "sa");

@@ -935,6 +935,68 @@ TEST_F(XgwDp, PassUserspaceRedirectsToRegisteredSocket) {
   lan(plain("10.0.0.5", "192.168.0.9", 100), carried(XGW_PASS_USERSPACE, 10, 100));
 }
 
+// The frame test_run hands back after the program (its data_out).
+Bytes frame_out(int prog_fd, const Bytes& frame, uint32_t* verdict) {
+  xdp_md ctx{};
+  ctx.data_end = static_cast<uint32_t>(frame.size());
+  ctx.ingress_ifindex = kLo;
+  Bytes out(frame.size() + 512);
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<uint32_t>(frame.size());
+  opts.data_out = out.data();
+  opts.data_size_out = static_cast<uint32_t>(out.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  EXPECT_EQ(bpf_prog_test_run_opts(prog_fd, &opts), 0) << std::strerror(errno);
+  *verdict = opts.retval;
+  out.resize(opts.data_size_out);
+  return out;
+}
+
+TEST_F(XgwDp, PassUserspaceRedirectsBareIpIntoTunDevice) {
+  XGW_REQUIRE_ROOT();
+  conn(1, 10);
+  tunnel(10, 1, true, Backend::Userspace);
+  spd({rel("10.0.0.0/24", "192.168.0.0/24", 1), rel("fd00:1::/64", "fd00:2::/64", 1)});
+  // lo stands in for the TUN device (test_run reports the verdict only).
+  ASSERT_TRUE(dp().set_userspace_tun(kGw, kLo, 1400));
+  Want w = carried(XGW_PASS_USERSPACE, 10, 100);
+  w.verdict = XDP_REDIRECT;
+  lan(plain("10.0.0.5", "192.168.0.9", 100), w);
+
+  // What reaches the device is the bare IP packet: no Ethernet header, no
+  // VLAN tag, no Ethernet padding.
+  const Bytes v4 = plain("10.0.0.5", "192.168.0.9", 100);
+  uint32_t verdict = 0;
+  Bytes out = frame_out(dp().lan_prog_fd(), v4, &verdict);
+  EXPECT_EQ(verdict_name(verdict), verdict_name(XDP_REDIRECT));
+  EXPECT_EQ(out, Bytes(v4.begin() + 14, v4.end()));
+  const Bytes tagged =
+      PacketBuilder().vlan(7).ipv4("10.0.0.5", "192.168.0.9").udp(4000, 5000, 32).build();
+  out = frame_out(dp().lan_prog_fd(), tagged, &verdict);
+  EXPECT_EQ(verdict_name(verdict), verdict_name(XDP_REDIRECT));
+  EXPECT_EQ(out, Bytes(tagged.begin() + 18, tagged.end()));
+  Bytes padded = plain("10.0.0.5", "192.168.0.9", 40);
+  const Bytes ip_only(padded.begin() + 14, padded.end());
+  padded.resize(padded.size() + 6, 0);  // a 60-byte minimum Ethernet frame
+  out = frame_out(dp().lan_prog_fd(), padded, &verdict);
+  EXPECT_EQ(verdict_name(verdict), verdict_name(XDP_REDIRECT));
+  EXPECT_EQ(out, ip_only);
+  const Bytes v6 = plain("fd00:1::5", "fd00:2::9", 120);
+  out = frame_out(dp().lan_prog_fd(), v6, &verdict);
+  EXPECT_EQ(verdict_name(verdict), verdict_name(XDP_REDIRECT));
+  EXPECT_EQ(out, Bytes(v6.begin() + 14, v6.end()));
+
+  // Bigger than the TUN MTU: the stack takes it (and routes or answers ICMP).
+  lan(plain("10.0.0.5", "192.168.0.9", 1450), carried(XGW_PASS_USERSPACE, 10, 1450));
+  // Device removed: back to the AF_XDP fallback, i.e. XDP_PASS.
+  ASSERT_TRUE(dp().set_userspace_tun(kGw, 0, 0));
+  lan(plain("10.0.0.5", "192.168.0.9", 100), carried(XGW_PASS_USERSPACE, 10, 100));
+  EXPECT_FALSE(dp().set_userspace_tun(kGw, kLo, 20));  // MTU below 68
+}
+
 TEST_F(XgwDp, PassEspIn) {
   XGW_REQUIRE_ROOT();
   conn(1, 10, 11);
