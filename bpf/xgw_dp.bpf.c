@@ -416,46 +416,24 @@ static __always_inline int parse_verdict(struct xgw_gw_stats* st, int r) {
   return drop(st, r == XGW_PARSE_TRUNCATED ? XGW_DROP_TRUNCATED : XGW_DROP_MALFORMED);
 }
 
-/* Userspace-backend plaintext: into the gateway's TUN device (a bare IP
- * packet: link-layer header and Ethernet padding removed) when one is set
- * and the packet fits its MTU, else to an AF_XDP socket of this queue, else
- * to the stack. A global function, so the verifier checks it once rather
- * than on every path of xgw_lan. */
+/* Userspace-backend plaintext: into the gateway's TAP device when one is set
+ * and the frame fits its MTU, else to an AF_XDP socket of this queue, else
+ * to the stack (which routes it into the same device, or answers ICMP). A
+ * global function, so the verifier checks it once rather than on every path
+ * of xgw_lan. */
 __attribute__((noinline)) int xgw_us_redirect(struct xdp_md* ctx, __u32 gw) {
   if (!ctx) return XDP_PASS;
   /* Read before any branch: clang may otherwise fold the field offset into
    * the ctx pointer, which the verifier rejects. */
   const __u32 queue = ctx->rx_queue_index;
+  const __u32 frame = ctx->data_end - ctx->data;
   const struct xgw_us_cfg* uc = bpf_map_lookup_elem(&xgw_us_cfg, &gw);
-  if (!uc || !uc->mtu || !bpf_map_lookup_elem(&xgw_us_tun, &gw)) goto xsk;
-  /* Re-derive the IP packet's place (xgw_parse accepted the frame, so this
-   * is the same outcome): Ethernet, at most one VLAN tag, then IPv4/IPv6. */
-  {
-    void* data = (void*)(long)ctx->data;
-    void* data_end = (void*)(long)ctx->data_end;
-    if (data + 18 + 40 > data_end) goto xsk;
-    __u32 off = 14;
-    __u16 proto = *(__u16*)(data + 12);
-    if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-      proto = *(__u16*)(data + 16);
-      off = 18;
-    }
-    const __u8* ip = data + off;
-    __u32 len;
-    if (proto == bpf_htons(ETH_P_IP))
-      len = ((__u32)ip[2] << 8) | ip[3];
-    else if (proto == bpf_htons(ETH_P_IPV6))
-      len = 40 + (((__u32)ip[4] << 8) | ip[5]);
-    else
-      goto xsk;
-    const __u32 frame = (__u32)(data_end - data);
-    if (len > uc->mtu || off + len > frame) return XDP_PASS; /* the stack routes it */
-    const __u32 trail = frame - off - len;
-    if (trail && bpf_xdp_adjust_tail(ctx, -(int)trail)) return XDP_PASS;
-    if (bpf_xdp_adjust_head(ctx, (int)off)) return XDP_PASS;
+  if (uc && uc->mtu && bpf_map_lookup_elem(&xgw_us_tun, &gw)) {
+    /* The device takes frames of up to MTU + its 14-byte Ethernet header
+     * (a VLAN tag counts against the MTU). */
+    if (frame > uc->mtu + 14) return XDP_PASS;
     return bpf_redirect_map(&xgw_us_tun, gw, XDP_PASS);
   }
-xsk:
   return bpf_redirect_map(&xgw_xsks, queue, XDP_PASS);
 }
 

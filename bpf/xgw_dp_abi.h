@@ -8,12 +8,14 @@
  * into the XSKMAP `xgw_xsks`, keyed by the receive queue index, so one
  * AF_XDP socket per queue of the LAN interface receives it; when no socket
  * is registered for that queue the packet is passed to the stack (the
- * redirect's fallback action). When the gateway has a TUN device of the
- * userspace ESP path in `xgw_us_tun` (devmap by gateway index) and the IP
- * packet fits its MTU (`xgw_us_cfg`), the program strips the link-layer
- * header instead and redirects the bare IP packet into that TUN device,
- * skipping the kernel's forwarding; bigger packets go to the stack, which
- * routes them into the same TUN device (or answers with ICMP). ESP from the WAN (raw or UDP 4500) is always
+ * redirect's fallback action). When the gateway has the userspace ESP
+ * path's TAP device in `xgw_us_tun` (devmap by gateway index) and the frame
+ * fits its MTU (`xgw_us_cfg`), the program redirects the frame as it is
+ * into that device instead, skipping the kernel's forwarding (the ESP path
+ * reads past the Ethernet header and one VLAN tag and ignores padding);
+ * bigger frames go to the stack, which routes them into the same device or
+ * answers with ICMP. (A TUN device cannot be a redirect target: Linux's tun
+ * driver offers ndo_xdp_xmit only in TAP mode.) ESP from the WAN (raw or UDP 4500) is always
  * passed to the stack, where the owner of the matching socket (kernel XFRM
  * or the userspace ESP path's UDP socket) takes it. */
 #ifndef XGW_DP_ABI_H

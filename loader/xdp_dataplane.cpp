@@ -190,6 +190,7 @@ uint64_t default_burst_bytes(uint64_t tier_bps) {
 struct XdpDataplane::Impl {
   xgw_dp* skel = nullptr;
   std::string pin_dir;
+  std::vector<std::pair<bpf_map*, std::string>> pin_after_load;
   int ncpus = 1;
   ring_buffer* rb = nullptr;
   const std::function<void(const AcquireEvent&)>* sink = nullptr;
@@ -265,6 +266,20 @@ Result<XdpDataplane> XdpDataplane::open(const LoadOptions& opts) {
     bpf_object__for_each_map(m, s->obj) {
       if (bpf_map__is_internal(m)) continue;
       const std::string path = opts.pin_dir + "/" + bpf_map__name(m);
+      if (bpf_map__type(m) == BPF_MAP_TYPE_DEVMAP) {
+        // The kernel adds BPF_F_RDONLY_PROG to every devmap and rejects it
+        // at creation, so libbpf's pin-reuse check (flags must equal the
+        // declaration's) always fails: reuse by hand, pin after load.
+        const int fd = bpf_obj_get(path.c_str());
+        if (fd >= 0) {
+          const int rc = bpf_map__reuse_fd(m, fd);
+          ::close(fd);  // reuse_fd keeps its own duplicate
+          if (rc != 0) return unexpected(sys("reuse pinned " + path, err_of(rc)));
+        } else {
+          impl->pin_after_load.emplace_back(m, path);
+        }
+        continue;
+      }
       if (int rc = bpf_map__set_pin_path(m, path.c_str()); rc != 0)
         return unexpected(sys("set pin path " + path, err_of(rc)));
     }
@@ -275,6 +290,9 @@ Result<XdpDataplane> XdpDataplane::open(const LoadOptions& opts) {
             "run xgwd --detach-all)",
             err_of(rc)));
   }
+  for (const auto& [m, path] : impl->pin_after_load)
+    if (int rc = bpf_map__pin(m, path.c_str()); rc != 0)
+      return unexpected(sys("pin " + path, err_of(rc)));
   return XdpDataplane(std::move(impl));
 }
 

@@ -119,9 +119,9 @@ class XdpDataplane {
   Result<void> set_connection(uint32_t conn_idx, const ConnectionEntry& c);
   Result<void> remove_connection(uint32_t conn_idx);
   Result<void> set_active_tunnel(uint32_t conn_idx, uint32_t active);
-  // The userspace ESP path's TUN device for a gateway: matched plaintext
+  // The userspace ESP path's TAP device for a gateway: matched plaintext
   // that fits `mtu` is redirected into it by XDP (xgw_dp_abi.h). ifindex 0
-  // removes it (plaintext then reaches the TUN device through routing).
+  // removes it (plaintext then reaches the device through routing).
   Result<void> set_userspace_tun(uint32_t gw_idx, uint32_t ifindex, uint32_t mtu);
   Result<void> set_tunnel(uint32_t tunnel_idx, const TunnelEntry& t);
   Result<void> add_sa(uint32_t spi, uint32_t tunnel_idx, uint32_t gw_idx);  // spi in host order

@@ -263,9 +263,9 @@ int main(int argc, char** argv) {
     else
       cmds.back().push_back(argv[i]);
   }
-  static const std::string_view kCommands[] = {"attach", "detach",   "gateway",   "spd",
-                                               "conn",   "tunnel",   "sa",        "sa-del",
-                                               "reset",  "counters", "detach-all"};
+  static const std::string_view kCommands[] = {"attach", "detach",   "gateway",    "spd",
+                                               "conn",   "tunnel",   "sa",         "sa-del",
+                                               "reset",  "counters", "detach-all", "us-tun"};
   for (const auto& c : cmds) {
     if (c.empty()) die("empty command (see the usage in tests/bench/xgw_dp_ctl.cpp)");
     if (std::find(std::begin(kCommands), std::end(kCommands), c[0]) == std::end(kCommands))

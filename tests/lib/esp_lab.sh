@@ -21,13 +21,20 @@
 # Hosts default-route via their gateway; gateways forward, have rp_filter off
 # and no route to the far LAN: only a tunnel (or esp_lab_plain_routes)
 # connects h1 and h2. MTU 1500 on every veth. IPv6 is disabled in the four
-# namespaces (set ESP_LAB_IPV6=1 to keep it) so captures hold only the test's
-# traffic.
+# namespaces so captures hold only the test's traffic; with ESP_LAB_IPV6=1
+# (set when calling esp_lab_up) it stays on and every interface above also
+# gets the IPv6 address below (no DAD), the gateways forward IPv6 and the
+# hosts default-route via their gateway's IPv6 address.
 #
 # Addresses (fixed; the WAN is TEST-NET-1, RFC 5737):
 #   ESP_LAB_NET1=10.91.1.0/24  ESP_LAB_H1_IP=10.91.1.2  ESP_LAB_G1_LAN_IP=10.91.1.1
 #   ESP_LAB_NET2=10.91.2.0/24  ESP_LAB_H2_IP=10.91.2.2  ESP_LAB_G2_LAN_IP=10.91.2.1
 #   ESP_LAB_WAN_NET=192.0.2.0/24 ESP_LAB_G1_WAN_IP=192.0.2.1 ESP_LAB_G2_WAN_IP=192.0.2.2
+# IPv6 (ESP_LAB_IPV6=1; the WAN is the documentation prefix, RFC 3849):
+#   ESP_LAB_NET1_V6=fd00:91:1::/64 ESP_LAB_H1_IP6=fd00:91:1::2 ESP_LAB_G1_LAN_IP6=fd00:91:1::1
+#   ESP_LAB_NET2_V6=fd00:91:2::/64 ESP_LAB_H2_IP6=fd00:91:2::2 ESP_LAB_G2_LAN_IP6=fd00:91:2::1
+#   ESP_LAB_WAN_NET_V6=2001:db8:91::/64
+#   ESP_LAB_G1_WAN_IP6=2001:db8:91::1 ESP_LAB_G2_WAN_IP6=2001:db8:91::2
 # Interfaces: ESP_LAB_HOST_IF=eth0 (h1, h2), ESP_LAB_LAN_IF=lan0 and
 # ESP_LAB_WAN_IF=wan0 (g1, g2).
 #
@@ -43,7 +50,13 @@
 #   esp_static_pair_configs DIR ENCR INTEG ENCAP
 #                                  write DIR/g1.yaml, DIR/g2.yaml (mirrored
 #                                  xgw-esp-static configs with fresh random
-#                                  keys) and DIR/keys.env
+#                                  keys) and DIR/keys.env. Optional knobs:
+#                                  ESP_LAB_OUTER=4|6 (default 4) picks the
+#                                  SAs' local/remote (WAN) family,
+#                                  ESP_LAB_INNER="4", "6" or "4 6" (default
+#                                  4) the policies' (LAN) families,
+#                                  ESP_LAB_ESN=1 sets esn: true on all SAs;
+#                                  IPv6 on either side needs ESP_LAB_IPV6=1
 #   esp_static_start NS CONFIG STATSFILE
 #                                  start xgw-esp-static in NS, wait until its
 #                                  TUN is up with the policy routes; sets
@@ -62,6 +75,10 @@ ESP_LAB_ROLES=(h1 g1 g2 h2)
 ESP_LAB_NET1=10.91.1.0/24 ESP_LAB_H1_IP=10.91.1.2 ESP_LAB_G1_LAN_IP=10.91.1.1
 ESP_LAB_NET2=10.91.2.0/24 ESP_LAB_H2_IP=10.91.2.2 ESP_LAB_G2_LAN_IP=10.91.2.1
 ESP_LAB_WAN_NET=192.0.2.0/24 ESP_LAB_G1_WAN_IP=192.0.2.1 ESP_LAB_G2_WAN_IP=192.0.2.2
+ESP_LAB_NET1_V6=fd00:91:1::/64 ESP_LAB_H1_IP6=fd00:91:1::2 ESP_LAB_G1_LAN_IP6=fd00:91:1::1
+ESP_LAB_NET2_V6=fd00:91:2::/64 ESP_LAB_H2_IP6=fd00:91:2::2 ESP_LAB_G2_LAN_IP6=fd00:91:2::1
+ESP_LAB_WAN_NET_V6=2001:db8:91::/64
+ESP_LAB_G1_WAN_IP6=2001:db8:91::1 ESP_LAB_G2_WAN_IP6=2001:db8:91::2
 ESP_LAB_HOST_IF=eth0 ESP_LAB_LAN_IF=lan0 ESP_LAB_WAN_IF=wan0
 ESP_LAB_TUN=xgw0 ESP_LAB_TUN_MTU=1400 ESP_LAB_UDP_PORT=4500
 # SPIs of the two directions (g1 -> g2 is g1's "out1" and g2's "in1").
@@ -181,7 +198,26 @@ _esp_lab_build() {
     done
   done
   _esp_run ip -n "$ESP_LAB_H1" route add default via "$ESP_LAB_G1_LAN_IP" || return
-  _esp_run ip -n "$ESP_LAB_H2" route add default via "$ESP_LAB_G2_LAN_IP"
+  _esp_run ip -n "$ESP_LAB_H2" route add default via "$ESP_LAB_G2_LAN_IP" || return
+  [ "${ESP_LAB_IPV6:-0}" = 1 ] || return 0
+  _esp_lab_build_v6
+}
+
+_esp_addr6() { _esp_run ip -n "$1" -6 addr add "$2/64" dev "$3" nodad; }
+
+_esp_lab_build_v6() {
+  local ns
+  _esp_addr6 "$ESP_LAB_H1" "$ESP_LAB_H1_IP6" "$ESP_LAB_HOST_IF" || return
+  _esp_addr6 "$ESP_LAB_G1" "$ESP_LAB_G1_LAN_IP6" "$ESP_LAB_LAN_IF" || return
+  _esp_addr6 "$ESP_LAB_G1" "$ESP_LAB_G1_WAN_IP6" "$ESP_LAB_WAN_IF" || return
+  _esp_addr6 "$ESP_LAB_G2" "$ESP_LAB_G2_WAN_IP6" "$ESP_LAB_WAN_IF" || return
+  _esp_addr6 "$ESP_LAB_G2" "$ESP_LAB_G2_LAN_IP6" "$ESP_LAB_LAN_IF" || return
+  _esp_addr6 "$ESP_LAB_H2" "$ESP_LAB_H2_IP6" "$ESP_LAB_HOST_IF" || return
+  for ns in "$ESP_LAB_G1" "$ESP_LAB_G2"; do
+    _esp_sysctl "$ns" net.ipv6.conf.all.forwarding=1 || return
+  done
+  _esp_run ip -n "$ESP_LAB_H1" -6 route add default via "$ESP_LAB_G1_LAN_IP6" || return
+  _esp_run ip -n "$ESP_LAB_H2" -6 route add default via "$ESP_LAB_G2_LAN_IP6"
 }
 
 esp_lab_up() {
@@ -249,19 +285,23 @@ _esp_sa_yaml() {
   echo "    remote: $remote"
   echo "    encap: $encap"
   [ "$encap" != udp ] || echo "    remote_port: $ESP_LAB_UDP_PORT"
-  echo "    encr: $encr"
-  echo "    integ: $integ"
+  # Quoted: a bare `null` is YAML's null, not the algorithm's name.
+  echo "    encr: \"$encr\""
+  echo "    integ: \"$integ\""
   [ -z "$ek" ] || echo "    encr_key: \"0x$ek\""
   [ -z "$ik" ] || echo "    integ_key: \"0x$ik\""
-  echo "    esn: false"
+  if [ "${ESP_LAB_ESN:-0}" = 1 ]; then echo "    esn: true"; else echo "    esn: false"; fi
   echo "    replay_window: 1024"
 }
 
-# _esp_config_yaml LOCAL REMOTE SRC DST OUT_SPI OUT_EKEY OUT_IKEY IN_SPI IN_EKEY
-#   IN_IKEY ENCR INTEG ENCAP: a whole xgw-esp-static config on stdout.
+# _esp_config_yaml LOCAL REMOTE SRCS DSTS OUT_SPI OUT_EKEY OUT_IKEY IN_SPI IN_EKEY
+#   IN_IKEY ENCR INTEG ENCAP: a whole xgw-esp-static config on stdout; SRCS
+#   and DSTS are space-separated lists of the same length (one policy each).
 _esp_config_yaml() {
-  local local=$1 remote=$2 src=$3 dst=$4 ospi=$5 oek=$6 oik=$7 ispi=$8 iek=$9 iik=${10}
-  local encr=${11} integ=${12} encap=${13}
+  local local=$1 remote=$2 ospi=$5 oek=$6 oik=$7 ispi=$8 iek=$9 iik=${10}
+  local encr=${11} integ=${12} encap=${13} srcs dsts i
+  read -ra srcs <<<"$3"
+  read -ra dsts <<<"$4"
   echo "# written by tests/lib/esp_lab.sh (esp_static_pair_configs)"
   echo "tun: $ESP_LAB_TUN"
   echo "mtu: $ESP_LAB_TUN_MTU"
@@ -271,13 +311,16 @@ _esp_config_yaml() {
   _esp_sa_yaml out1 out "$ospi" "$local" "$remote" "$encr" "$integ" "$encap" "$oek" "$oik"
   _esp_sa_yaml in1 in "$ispi" "$local" "$remote" "$encr" "$integ" "$encap" "$iek" "$iik"
   echo "policies:"
-  echo "  - src: $src"
-  echo "    dst: $dst"
-  echo "    sa: out1"
+  for i in "${!srcs[@]}"; do
+    echo "  - src: ${srcs[$i]}"
+    echo "    dst: ${dsts[$i]}"
+    echo "    sa: out1"
+  done
 }
 
 esp_static_pair_configs() {
   local dir=$1 encr=$2 integ=${3:-none} encap=${4:-udp} ekl ikl ek12 ek21 ik12 ik21
+  local outer=${ESP_LAB_OUTER:-4} inner=${ESP_LAB_INNER:-4} w1 w2 f n1="" n2=""
   if [ -z "$dir" ] || [ -z "$encr" ]; then
     _esp_log "usage: esp_static_pair_configs DIR ENCR [INTEG [ENCAP]]"
     return 2
@@ -301,6 +344,19 @@ esp_static_pair_configs() {
       [ "$integ" = none ] || { _esp_log "$encr is AEAD: integ must be none"; return 2; }
       ;;
   esac
+  case $outer in
+    4) w1=$ESP_LAB_G1_WAN_IP w2=$ESP_LAB_G2_WAN_IP ;;
+    6) w1=$ESP_LAB_G1_WAN_IP6 w2=$ESP_LAB_G2_WAN_IP6 ;;
+    *) _esp_log "ESP_LAB_OUTER must be 4 or 6, not '$outer'"; return 2 ;;
+  esac
+  for f in $inner; do
+    case $f in
+      4) n1+=" $ESP_LAB_NET1" n2+=" $ESP_LAB_NET2" ;;
+      6) n1+=" $ESP_LAB_NET1_V6" n2+=" $ESP_LAB_NET2_V6" ;;
+      *) _esp_log "ESP_LAB_INNER must list 4 and/or 6, not '$inner'"; return 2 ;;
+    esac
+  done
+  [ -n "$n1" ] || { _esp_log "ESP_LAB_INNER is empty"; return 2; }
   command -v openssl >/dev/null || { _esp_log "openssl missing"; return 1; }
   mkdir -p "$dir" || return
   ek12=$(_esp_rand_hex "$ekl") && ek21=$(_esp_rand_hex "$ekl") &&
@@ -308,10 +364,10 @@ esp_static_pair_configs() {
   # Created private before any key is written.
   (umask 077 && : >"$dir/g1.yaml" && : >"$dir/g2.yaml" && : >"$dir/keys.env") || return
 
-  _esp_config_yaml "$ESP_LAB_G1_WAN_IP" "$ESP_LAB_G2_WAN_IP" "$ESP_LAB_NET1" "$ESP_LAB_NET2" \
+  _esp_config_yaml "$w1" "$w2" "$n1" "$n2" \
     "$ESP_LAB_SPI_G1_G2" "$ek12" "$ik12" "$ESP_LAB_SPI_G2_G1" "$ek21" "$ik21" \
     "$encr" "$integ" "$encap" >"$dir/g1.yaml" || return
-  _esp_config_yaml "$ESP_LAB_G2_WAN_IP" "$ESP_LAB_G1_WAN_IP" "$ESP_LAB_NET2" "$ESP_LAB_NET1" \
+  _esp_config_yaml "$w2" "$w1" "$n2" "$n1" \
     "$ESP_LAB_SPI_G2_G1" "$ek21" "$ik21" "$ESP_LAB_SPI_G1_G2" "$ek12" "$ik12" \
     "$encr" "$integ" "$encap" >"$dir/g2.yaml" || return
   # Keys as 0x-prefixed hex, empty when the algorithm takes none.
@@ -321,8 +377,11 @@ ESP_ENCR=$encr
 ESP_INTEG=$integ
 ESP_ENCAP=$encap
 ESP_UDP_PORT=$ESP_LAB_UDP_PORT
-ESP_G1_WAN_IP=$ESP_LAB_G1_WAN_IP
-ESP_G2_WAN_IP=$ESP_LAB_G2_WAN_IP
+ESP_ESN=${ESP_LAB_ESN:-0}
+ESP_OUTER=$outer
+ESP_INNER="$inner"
+ESP_G1_WAN_IP=$w1
+ESP_G2_WAN_IP=$w2
 ESP_SPI_G1_G2=$ESP_LAB_SPI_G1_G2
 ESP_ENCR_KEY_G1_G2=${ek12:+0x$ek12}
 ESP_INTEG_KEY_G1_G2=${ik12:+0x$ik12}
@@ -334,13 +393,16 @@ EOF
 
 # _esp_static_ready NS CONFIG: the TUN is up and every policy dst routes via it.
 _esp_static_ready() {
-  local ns=$1 cfg=$2 tun dst
+  local ns=$1 cfg=$2 tun dst fam
   tun=$(awk '$1 == "tun:" { gsub(/"/, "", $2); print $2; exit }' "$cfg")
   [ -n "$tun" ] || return 1
   ip -n "$ns" link show dev "$tun" 2>/dev/null | grep -q '[<,]UP[,>]' || return 1
   # shellcheck disable=SC2013 # CIDRs, one word each
   for dst in $(awk '$1 == "dst:" || ($1 == "-" && $2 == "dst:") { print $NF }' "$cfg"); do
-    ip -n "$ns" route show "${dst//\"/}" 2>/dev/null | grep -q "dev $tun" || return 1
+    dst=${dst//\"/}
+    # `ip route show` lists one family only (IPv4 unless told).
+    if [[ $dst == *:* ]]; then fam=-6; else fam=-4; fi
+    ip -n "$ns" "$fam" route show "$dst" 2>/dev/null | grep -q "dev $tun" || return 1
   done
   if grep -qE '^[[:space:]]*encap:[[:space:]]*udp' "$cfg"; then
     local port

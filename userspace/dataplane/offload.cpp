@@ -84,7 +84,11 @@ bool complete_checksum(uint8_t* pkt, size_t len, const VnetHdr& h) {
   const size_t start = h.csum_start, field = size_t{h.csum_start} + h.csum_offset;
   if (start >= len || field + 2 > len) return false;
   // The field holds the pseudo-header sum; summing over it completes it.
-  const uint16_t c = static_cast<uint16_t>(~csum_fold(csum_add(0, pkt + start, len - start)));
+  uint16_t c = static_cast<uint16_t>(~csum_fold(csum_add(0, pkt + start, len - start)));
+  // A computed zero goes out as all ones (RFC 768): to UDP zero means "no
+  // checksum", and IPv6 receivers drop it (RFC 8200 §8.1). TCP reads both
+  // alike; the kernel's skb_checksum_help() does the same.
+  if (c == 0) c = 0xffff;
   put16(pkt + field, c);
   return true;
 }

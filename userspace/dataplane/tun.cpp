@@ -13,7 +13,7 @@
 namespace xgw::dp {
 
 Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, unsigned queues,
-                                                     bool offload) {
+                                                     bool offload, bool tap) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     return unexpected(SysError{"TUN name '" + name + "' is empty or too long", EINVAL});
   std::vector<int> fds;
@@ -26,7 +26,8 @@ Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, un
     }
     ifreq ifr{};
     std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (offload ? IFF_VNET_HDR : 0);
+    ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | IFF_MULTI_QUEUE |
+                                       (offload ? IFF_VNET_HDR : 0));
     const char* step = nullptr;
     if (::ioctl(fd, TUNSETIFF, &ifr) < 0) step = "TUNSETIFF";
     if (!step && offload) {
@@ -47,7 +48,7 @@ Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, un
   return fds;
 }
 
-Expected<void, SysError> set_link_up(const std::string& name, unsigned mtu) {
+Expected<void, SysError> set_link_up(const std::string& name, unsigned mtu, bool noarp) {
   int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return unexpected(SysError{"socket", errno});
   ifreq ifr{};
@@ -64,6 +65,7 @@ Expected<void, SysError> set_link_up(const std::string& name, unsigned mtu) {
     return unexpected(SysError{"get flags of " + name, e});
   }
   ifr.ifr_flags |= IFF_UP;
+  if (noarp) ifr.ifr_flags |= IFF_NOARP;
   if (::ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
     int e = errno;
     ::close(s);
@@ -71,6 +73,24 @@ Expected<void, SysError> set_link_up(const std::string& name, unsigned mtu) {
   }
   ::close(s);
   return {};
+}
+
+}  // namespace xgw::dp
+
+namespace xgw::dp {
+
+Expected<std::array<uint8_t, 6>, SysError> link_mac(const std::string& name) {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return unexpected(SysError{"socket", errno});
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  const int rc = ::ioctl(s, SIOCGIFHWADDR, &ifr);
+  const int e = errno;
+  ::close(s);
+  if (rc < 0) return unexpected(SysError{"get MAC of " + name, e});
+  std::array<uint8_t, 6> mac{};
+  std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, 6);
+  return mac;
 }
 
 }  // namespace xgw::dp

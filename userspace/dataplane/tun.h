@@ -3,6 +3,8 @@
 // the link up with an MTU.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,10 +17,16 @@ namespace xgw::dp {
 // already opened is closed.
 // With `offload`, each read and write starts with a virtio-net header and the
 // device accepts and produces TCP GSO packets (TUN_F_CSUM | TSO4 | TSO6).
+// With `tap`, the device is a TAP (Ethernet) device instead of TUN.
 Expected<std::vector<int>, SysError> open_tun_queues(const std::string& name, unsigned queues,
-                                                     bool offload = false);
+                                                     bool offload = false, bool tap = false);
 
 // Sets the MTU and brings the link up.
-Expected<void, SysError> set_link_up(const std::string& name, unsigned mtu);
+// `noarp` (for TAP devices): the kernel sends to routes through it without
+// neighbour resolution, to the device's own MAC address.
+Expected<void, SysError> set_link_up(const std::string& name, unsigned mtu, bool noarp = false);
+
+// The link's MAC address.
+Expected<std::array<uint8_t, 6>, SysError> link_mac(const std::string& name);
 
 }  // namespace xgw::dp

@@ -240,6 +240,13 @@ constexpr size_t kBigBufSize = 65536 + 64;
 constexpr unsigned kGroBuffers = 64;  // coalesced TCP trains written to the TUN device
 constexpr unsigned kGroFlows = 16;    // trains open at once per worker
 constexpr size_t kVnet = sizeof(offload::VnetHdr);
+constexpr size_t kEth = 14;
+// Room kept in front of every decrypted packet: virtio-net and Ethernet
+// headers are written there, so the packet is never moved.
+constexpr size_t kPre = kVnet + kEth;
+// Source MAC of the frames written to the TAP device (locally administered;
+// the kernel only checks that the destination is the device's own).
+constexpr uint8_t kPeerMac[6] = {0x02, 0x78, 0x67, 0x77, 0x00, 0x01};
 // Enough for every packet the receive buffers can hold in one loop pass
 // (64 GRO bursts of up to ~45 segments), so decryption never waits for
 // TUN write completions.
@@ -282,6 +289,7 @@ struct UserspaceDataplane::Impl {
   // them; freed once every worker has seen that generation.
   std::vector<std::pair<uint64_t, std::unique_ptr<Snapshot>>> retired;
   std::atomic<uint64_t> keepalives_tx{0};
+  uint8_t tap_mac[6]{};
 
   // Events (rare: a mutex is fine).
   std::mutex ev_mu;
@@ -368,6 +376,8 @@ struct UserspaceDataplane::Impl::Worker {
   uint8_t* tunw_mem = nullptr;
   std::vector<uint32_t> tunw_free;
   bool offload = false;
+  bool tap = false;      // frames carry an Ethernet header
+  uint8_t tap_mac[6]{};  // destination of frames written to the TAP device
   uint8_t* gro_mem = nullptr;
   std::vector<uint32_t> gro_free;
   struct GroFlow {
@@ -431,6 +441,7 @@ struct UserspaceDataplane::Impl::Worker {
   void on_tun_read(uint8_t* buf, size_t n);
   void deliver(uint32_t buf, uint8_t* pkt, size_t len);
   void write_small(uint32_t buf, uint8_t* pkt, size_t len);
+  void put_eth(uint8_t* eth, const uint8_t* pkt) const;
   void flush_flow(unsigned i);
   void flush_flows();
   void send_one(const OutRoute& r, uint32_t buf, size_t len, uint16_t gso);
@@ -575,6 +586,8 @@ Expected<void, std::string> UserspaceDataplane::Impl::Worker::setup() {
   }
 
   offload = o.tun_offload;
+  tap = o.tap;
+  std::memcpy(tap_mac, eng->tap_mac, 6);
   tunw_size = (o.mtu + 256 + 63) / 64 * 64;
   tun_buf_size = offload ? kBigBufSize : tunw_size;
   tun_read_count = offload ? kTunReadBuffersBig : kTunReadBuffersSmall;
@@ -639,14 +652,15 @@ void UserspaceDataplane::Impl::Worker::run() {
     if (socks[k] >= 0) arm_recv(k);
   arm_tun();
   while (!eng->stop.load(kRelaxed)) {
-    // Quiescent point: nothing from an older snapshot is held here.
-    const uint64_t generation = eng->gen.load(std::memory_order_acquire);
-    seen_gen.store(generation, std::memory_order_release);
-    snap = eng->current.load(std::memory_order_acquire);
-
     __kernel_timespec ts{0, 50'000'000};
     io_uring_cqe* cqe = nullptr;
     io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nullptr);
+    // Quiescent point: nothing from an older snapshot is held here. After
+    // the wait, so the completions that woke the worker see the tables as
+    // they are now: an SA added while it slept must not count as unknown.
+    const uint64_t generation = eng->gen.load(std::memory_order_acquire);
+    seen_gen.store(generation, std::memory_order_release);
+    snap = eng->current.load(std::memory_order_acquire);
     unsigned head = 0, seen = 0;
     io_uring_for_each_cqe(&ring, head, cqe) {
       ++seen;
@@ -740,6 +754,7 @@ void UserspaceDataplane::Impl::Worker::on_recv(unsigned kind, const io_uring_cqe
     } else if (kind == kRaw6) {
       on_esp(payload, plen, from, false);
     } else {
+      if (plen == 0) bump(g().malformed);  // an empty datagram: no ESP, no IKE
       const size_t seg = gso > 0 ? static_cast<size_t>(gso) : plen;
       for (size_t off = 0; off < plen; off += seg) {
         const uint8_t* d = payload + off;
@@ -792,10 +807,10 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
     return;
   }
   const uint32_t buf = tunw_free.back();
-  uint8_t* out = tunw_mem + size_t{buf} * tunw_size + kVnet;
+  uint8_t* out = tunw_mem + size_t{buf} * tunw_size + kPre;
   size_t plen = 0;
   uint8_t nh = 0;
-  switch (sa.ciphers[idx]->open({esp, len}, seq, {out, tunw_size - kVnet}, &plen, &nh)) {
+  switch (sa.ciphers[idx]->open({esp, len}, seq, {out, tunw_size - kPre}, &plen, &nh)) {
     case esp::OpenStatus::Ok:
       break;
     case esp::OpenStatus::IcvMismatch:
@@ -864,8 +879,21 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
   deliver(buf, out, plen);
 }
 
+void UserspaceDataplane::Impl::Worker::put_eth(uint8_t* eth, const uint8_t* pkt) const {
+  std::memcpy(eth, tap_mac, 6);
+  std::memcpy(eth + 6, kPeerMac, 6);
+  const bool v6 = (pkt[0] >> 4) == 6;
+  eth[12] = v6 ? 0x86 : 0x08;
+  eth[13] = v6 ? 0xdd : 0x00;
+}
+
 void UserspaceDataplane::Impl::Worker::write_small(uint32_t buf, uint8_t* pkt, size_t len) {
   uint8_t* start = pkt;
+  if (tap) {
+    start -= kEth;
+    put_eth(start, pkt);
+    len += kEth;
+  }
   if (offload) {
     start -= kVnet;
     std::memset(start, 0, kVnet);  // no GSO, checksum already complete
@@ -902,7 +930,7 @@ void UserspaceDataplane::Impl::Worker::deliver(uint32_t buf, uint8_t* pkt, size_
       ti.payload > 0 && (ti.flags & ~0x08u) == 0x10 && offload::tcp_checksum_valid(pkt, ti);
   for (unsigned i = 0; i < nflows; ++i) {
     GroFlow& f = flows[i];
-    uint8_t* head = f.data + kVnet;
+    uint8_t* head = f.data + kPre;
     if (!same_flow(head, f.head, pkt, ti)) continue;
     if (mergeable && f.len + ti.payload <= 65535 && f.count < 64 &&
         offload::can_append(head, f.head, f.next_seq, f.gso, pkt, ti)) {
@@ -927,7 +955,7 @@ void UserspaceDataplane::Impl::Worker::deliver(uint32_t buf, uint8_t* pkt, size_
   f.buf = gro_free.back();
   gro_free.pop_back();
   f.data = gro_mem + size_t{f.buf} * kBigBufSize;
-  std::memcpy(f.data + kVnet, pkt, len);
+  std::memcpy(f.data + kPre, pkt, len);
   f.head = ti;
   f.len = len;
   f.next_seq = ti.seq + static_cast<uint32_t>(ti.payload);
@@ -940,10 +968,24 @@ void UserspaceDataplane::Impl::Worker::deliver(uint32_t buf, uint8_t* pkt, size_
 void UserspaceDataplane::Impl::Worker::flush_flow(unsigned i) {
   GroFlow& f = flows[i];
   offload::VnetHdr vh{};
-  if (f.count > 1) offload::finish_coalesced(f.data + kVnet, f.len, f.head, f.gso, &vh);
-  std::memcpy(f.data, &vh, kVnet);
+  uint8_t* pkt = f.data + kPre;
+  if (f.count > 1) offload::finish_coalesced(pkt, f.len, f.head, f.gso, &vh);
+  uint8_t* start = pkt;
+  size_t len = f.len;
+  if (tap) {
+    start -= kEth;
+    put_eth(start, pkt);
+    len += kEth;
+    if (f.count > 1) {  // offsets count from the frame's start
+      vh.hdr_len = static_cast<uint16_t>(vh.hdr_len + kEth);
+      vh.csum_start = static_cast<uint16_t>(vh.csum_start + kEth);
+    }
+  }
+  start -= kVnet;
+  std::memcpy(start, &vh, kVnet);
+  len += kVnet;
   io_uring_sqe* s = sqe();
-  io_uring_prep_write(s, tun_fd, f.data, static_cast<unsigned>(f.len + kVnet), ~uint64_t{0});
+  io_uring_prep_write(s, tun_fd, start, static_cast<unsigned>(len), ~uint64_t{0});
   io_uring_sqe_set_data64(s, ud(kOpTunWriteBig, f.buf));
   flows[i] = flows[--nflows];
 }
@@ -953,18 +995,49 @@ void UserspaceDataplane::Impl::Worker::flush_flows() {
 }
 
 void UserspaceDataplane::Impl::Worker::on_tun_read(uint8_t* buf, size_t n) {
+  offload::VnetHdr h{};
+  if (offload) {
+    if (n < kVnet) {
+      bump(g().malformed);
+      return;
+    }
+    std::memcpy(&h, buf, kVnet);
+    buf += kVnet;
+    n -= kVnet;
+  }
+  if (tap) {
+    // The kernel's routed packets, or frames XDP redirected from the LAN
+    // (with their own MACs, maybe one VLAN tag, maybe Ethernet padding).
+    size_t l2 = kEth;
+    if (n < kEth) {
+      bump(g().malformed);
+      return;
+    }
+    uint16_t type = static_cast<uint16_t>(buf[12] << 8 | buf[13]);
+    if ((type == 0x8100 || type == 0x88a8) && n >= kEth + 4) {
+      type = static_cast<uint16_t>(buf[16] << 8 | buf[17]);
+      l2 += 4;
+    }
+    if (type != 0x0800 && type != 0x86dd) return;  // not IP: nothing to protect
+    buf += l2;
+    n -= l2;
+    if (h.csum_start >= l2) h.csum_start = static_cast<uint16_t>(h.csum_start - l2);
+    // Drop link-layer padding after the IP packet.
+    if (n >= 20) {
+      size_t ip_len = 0;
+      if ((buf[0] >> 4) == 4)
+        ip_len = static_cast<size_t>(buf[2] << 8 | buf[3]);
+      else if ((buf[0] >> 4) == 6 && n >= 40)
+        ip_len = 40 + static_cast<size_t>(buf[4] << 8 | buf[5]);
+      if (ip_len >= 20 && ip_len < n) n = ip_len;
+    }
+  }
+  uint8_t* pkt = buf;
+  const size_t len = n;
   if (!offload) {
-    on_plaintext(buf, n);
+    on_plaintext(pkt, len);
     return;
   }
-  if (n < kVnet) {
-    bump(g().malformed);
-    return;
-  }
-  offload::VnetHdr h;
-  std::memcpy(&h, buf, kVnet);
-  uint8_t* pkt = buf + kVnet;
-  const size_t len = n - kVnet;
   const uint8_t gso = h.gso_type & static_cast<uint8_t>(~offload::kGsoEcn);
   if (gso == offload::kGsoTcpV4 || gso == offload::kGsoTcpV6) {
     if (!offload::tso_segment(pkt, len, h,
@@ -1283,10 +1356,16 @@ Expected<void, std::string> UserspaceDataplane::Impl::start() {
   esp::load_providers();
   ev_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (ev_fd < 0) return unexpected(SysError{"eventfd", errno}.message());
-  auto fds = open_tun_queues(opts.tun_name, nworkers, opts.tun_offload);
+  auto fds = open_tun_queues(opts.tun_name, nworkers, opts.tun_offload, opts.tap);
   if (!fds) return unexpected(fds.error().message());
   tun_fds = *fds;
-  if (auto up = set_link_up(opts.tun_name, opts.mtu); !up) return unexpected(up.error().message());
+  if (auto up = set_link_up(opts.tun_name, opts.mtu, opts.tap); !up)
+    return unexpected(up.error().message());
+  if (opts.tap) {
+    auto mac = link_mac(opts.tun_name);
+    if (!mac) return unexpected(mac.error().message());
+    std::memcpy(tap_mac, mac->data(), 6);
+  }
   gslots.reset(new GlobalSlot[nworkers]);
   for (unsigned i = 0; i < nworkers; ++i) {
     auto w = std::make_unique<Worker>();

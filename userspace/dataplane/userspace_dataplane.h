@@ -35,6 +35,10 @@ struct UserspaceOptions {
   // TUN virtio-net header with TSO: read 64 KiB TCP super-packets and write
   // coalesced ones, segmenting and coalescing in the worker.
   bool tun_offload = true;
+  // A TAP device (Ethernet frames, created NOARP) rather than TUN: the XDP
+  // program can redirect LAN frames straight into a TAP device (devmap),
+  // which the kernel does not allow for TUN devices.
+  bool tap = true;
 };
 
 class UserspaceDataplane final : public Dataplane {

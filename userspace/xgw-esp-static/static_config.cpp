@@ -71,9 +71,14 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
   try {
     YAML::Node root = YAML::Load(yaml);
     only_keys("config", root,
-              {"tun", "mtu", "workers", "udp_port", "raw_esp", "ipv6", "udp_gso", "install_routes",
-               "tunnel_id", "sas", "policies"});
+              {"tun", "device", "mtu", "workers", "udp_port", "raw_esp", "ipv6", "udp_gso",
+               "install_routes", "tunnel_id", "sas", "policies"});
     if (root["tun"]) c.dataplane.tun_name = str("tun", root["tun"]);
+    if (root["device"]) {
+      const std::string d = str("device", root["device"]);
+      if (d != "tap" && d != "tun") throw Error{"device: must be tap or tun"};
+      c.dataplane.tap = d == "tap";
+    }
     if (root["mtu"]) c.dataplane.mtu = static_cast<uint32_t>(parse_uint("mtu", root["mtu"], 9000));
     if (root["workers"])
       c.dataplane.workers = static_cast<unsigned>(parse_uint("workers", root["workers"], 64));
