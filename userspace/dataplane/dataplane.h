@@ -89,6 +89,7 @@ struct GlobalCounters {
   uint64_t dummy_packets = 0;    // next header 59 (TFC dummy, RFC 4303 §2.6)
   uint64_t too_big = 0;          // did not fit a buffer
   uint64_t no_buffer = 0;        // transmit buffers exhausted (output backlog)
+  uint64_t encap_mismatch = 0;   // ESP for a UDP-encapsulated SA came raw, or vice versa
   uint64_t keepalives_rx = 0, keepalives_tx = 0;
   uint64_t ike_rx = 0;       // non-ESP-marker packets handed to IKE
   uint64_t send_errors = 0;  // socket or TUN write failures

@@ -65,8 +65,8 @@ struct alignas(64) TunnelSlot {
 };
 struct alignas(64) GlobalSlot {
   std::atomic<uint64_t> unknown_spi{0}, no_policy{0}, no_sa{0}, malformed{0}, bad_next_header{0},
-      dummy{0}, too_big{0}, no_buffer{0}, keepalives_rx{0}, keepalives_tx{0}, ike_rx{0},
-      send_errors{0};
+      dummy{0}, too_big{0}, no_buffer{0}, encap_mismatch{0}, keepalives_rx{0}, keepalives_tx{0},
+      ike_rx{0}, send_errors{0};
 };
 
 struct SaState {
@@ -522,17 +522,25 @@ Expected<void, std::string> UserspaceDataplane::Impl::Worker::setup() {
       BPF_STMT(BPF_RET | BPF_A, 0),
   };
   // Raw sockets: IPv4 sees the IP header first, IPv6 the payload.
+  // Packets too short to carry an SPI go to worker 0, which counts them.
+  const uint32_t short_verdict = idx == 0 ? 0xffffffff : 0;
   sock_filter own4[] = {
-      BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0), BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0),
-      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n), BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, idx, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),  BPF_STMT(BPF_RET | BPF_K, 0),
-  };
-  sock_filter own6[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
+      BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),  // X = IP header length
+      BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+      BPF_STMT(BPF_ALU | BPF_SUB | BPF_X, 0),
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 4, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, short_verdict),
+      BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0),
       BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, idx, 0, 1),
       BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
       BPF_STMT(BPF_RET | BPF_K, 0),
+  };
+  sock_filter own6[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 4, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, short_verdict), BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),   BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, idx, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),    BPF_STMT(BPF_RET | BPF_K, 0),
   };
   const int one = 1;
   for (unsigned kind = 0; kind < kSockKinds; ++kind) {
@@ -791,6 +799,10 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
   const InEntry& e = it->second;
   SaState& sa = *e.sa;
   SaSlot& sl = sa.slots[idx];
+  if (udp != e.udp) {  // the SA's encapsulation is part of the SA (RFC 3948 §3)
+    bump(g().encap_mismatch);
+    return;
+  }
   if (sa.hard.load(kRelaxed)) {
     bump(sl.expired);
     return;
@@ -1471,9 +1483,16 @@ Expected<void, std::string> UserspaceDataplane::add_sa(const SaSpec& spec) {
   if (spec.encap == Encap::None && !impl_->opts.raw_esp)
     return unexpected(std::string("raw ESP is disabled on this data path"));
   auto st = std::make_shared<SaState>(spec, impl_->nworkers);
+  // One random GCM IV offset per SA, shared by its workers' ciphers (the
+  // sequence number is shared too): nonces stay unique even when the same
+  // keys are installed again with a fresh counter.
+  uint64_t iv_offset = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&iv_offset), sizeof(iv_offset)) != 1)
+    return unexpected(std::string("no randomness for the IV offset"));
   for (unsigned i = 0; i < impl_->nworkers; ++i) {
     auto c = esp::EspCipher::create(spec.encr, spec.integ, spec.encr_key, spec.integ_key, spec.esn);
     if (!c) return unexpected("SA " + std::to_string(spec.spi) + ": " + c.error());
+    (*c)->set_iv_offset(iv_offset);
     st->ciphers.push_back(std::move(*c));
   }
   // The ciphers hold the keys now; do not keep a second copy.
@@ -1589,6 +1608,7 @@ GlobalCounters UserspaceDataplane::counters() const {
     c.dummy_packets += s.dummy.load(kRelaxed);
     c.too_big += s.too_big.load(kRelaxed);
     c.no_buffer += s.no_buffer.load(kRelaxed);
+    c.encap_mismatch += s.encap_mismatch.load(kRelaxed);
     c.keepalives_rx += s.keepalives_rx.load(kRelaxed);
     c.ike_rx += s.ike_rx.load(kRelaxed);
     c.send_errors += s.send_errors.load(kRelaxed);

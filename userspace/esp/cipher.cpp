@@ -150,8 +150,9 @@ size_t EspCipher::seal(uint32_t spi, uint64_t seq, std::span<const uint8_t> payl
   if (iv != nullptr) {
     std::memcpy(ivp, iv, iv_len_);
   } else if (aead_) {
-    put32(ivp, static_cast<uint32_t>(seq >> 32));
-    put32(ivp + 4, static_cast<uint32_t>(seq));
+    const uint64_t v = seq + iv_offset_;
+    put32(ivp, static_cast<uint32_t>(v >> 32));
+    put32(ivp + 4, static_cast<uint32_t>(v));
   } else if (iv_len_ && !t_random.take(ivp, iv_len_)) {
     return 0;
   }

@@ -36,6 +36,12 @@ class EspCipher {
   // Bytes an ESP packet adds to a payload of `len` bytes.
   size_t overhead(size_t len) const;
   size_t icv_len() const { return icv_len_; }
+
+  // GCM's explicit IV is the sequence number plus this offset (0 by
+  // default). An SA whose keys may outlive its sequence counter (manual
+  // keys across a restart) sets a random offset, so a restarted counter
+  // does not repeat a nonce under the same key (RFC 4106 §3.1, §8.1).
+  void set_iv_offset(uint64_t offset) { iv_offset_ = offset; }
   size_t iv_len() const { return iv_len_; }
 
   // Writes SPI|seq|IV|E(payload|padding|pad length|next header)|ICV into
@@ -64,6 +70,7 @@ class EspCipher {
   size_t iv_len_ = 0;
   size_t block_ = 4;
   size_t icv_len_ = 0;
+  uint64_t iv_offset_ = 0;
   uint8_t salt_[4]{};
   EVP_CIPHER* cipher_ = nullptr;
   EVP_CIPHER_CTX* enc_ = nullptr;

@@ -75,6 +75,7 @@ nlohmann::json stats(xgw::dp::UserspaceDataplane& dp, const xgw::esp_static::Sta
                  {"bad_next_header", g.bad_next_header},
                  {"dummy_packets", g.dummy_packets},
                  {"too_big", g.too_big},
+                 {"encap_mismatch", g.encap_mismatch},
                  {"no_buffer", g.no_buffer},
                  {"keepalives_rx", g.keepalives_rx},
                  {"keepalives_tx", g.keepalives_tx},

@@ -131,7 +131,10 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
       if (n["remote_port"])
         sa.remote_port =
             static_cast<uint16_t>(parse_uint(w + ".remote_port", n["remote_port"], 65535));
-      const std::string encr = n["encr"] ? str(w + ".encr", n["encr"]) : "";
+      // A bare `null` is YAML's null; mean the algorithm of that name.
+      const std::string encr = !n["encr"]           ? ""
+                               : n["encr"].IsNull() ? "null"
+                                                    : str(w + ".encr", n["encr"]);
       auto e = esp::parse_encr(encr);
       if (!e) throw Error{w + ".encr: unknown algorithm '" + encr + "'"};
       sa.encr = *e;
