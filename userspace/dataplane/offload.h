@@ -72,7 +72,7 @@ void prepare_segment(uint8_t* seg, const TcpInfo& t, size_t seg_payload, unsigne
 template <typename Emit>
 bool tso_segment(uint8_t* pkt, size_t len, const VnetHdr& h, Emit&& emit) {
   TcpInfo t;
-  if (!parse_tcp(pkt, len, &t) || h.gso_size == 0) return false;
+  if (!parse_tcp(pkt, len, &t) || h.gso_size == 0 || t.payload == 0) return false;
   const size_t hl = t.l3_len + t.l4_len;
   const size_t mss = h.gso_size;
   const uint16_t id0 = t.v6 ? 0 : static_cast<uint16_t>(pkt[4] << 8 | pkt[5]);

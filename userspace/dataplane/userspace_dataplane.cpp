@@ -938,8 +938,12 @@ void UserspaceDataplane::Impl::Worker::deliver(uint32_t buf, uint8_t* pkt, size_
     write_small(buf, pkt, len);
     return;
   }
+  // Coalescing rewrites the headers' checksums, so only packets whose own
+  // checksums verify may join a train (as kernel GRO).
   const bool mergeable =
-      ti.payload > 0 && (ti.flags & ~0x08u) == 0x10 && offload::tcp_checksum_valid(pkt, ti);
+      ti.payload > 0 && (ti.flags & ~0x08u) == 0x10 &&
+      (ti.v6 || offload::csum_fold(offload::csum_add(0, pkt, ti.l3_len)) == 0xffff) &&
+      offload::tcp_checksum_valid(pkt, ti);
   for (unsigned i = 0; i < nflows; ++i) {
     GroFlow& f = flows[i];
     uint8_t* head = f.data + kPre;
@@ -1523,6 +1527,19 @@ Expected<void, std::string> UserspaceDataplane::update_sa(const SaSpec& spec) {
     return unexpected(std::string("an update may change addresses, ports and lifetimes only"));
   if (spec.local.family != spec.remote.family)
     return unexpected(std::string("local and remote addresses are of different families"));
+  if (spec.encap == Encap::Udp && (spec.local_port == 0 || spec.remote_port == 0))
+    return unexpected(std::string("UDP encapsulation needs both ports"));
+  if (spec.encap == Encap::Udp && spec.dir == Direction::In &&
+      spec.local_port != impl_->opts.udp_port)
+    return unexpected("inbound UDP-encapsulated SA on port " + std::to_string(spec.local_port) +
+                      ", but the data path listens on " + std::to_string(impl_->opts.udp_port));
+  if (spec.encap == Encap::None && !impl_->opts.raw_esp)
+    return unexpected(std::string("raw ESP is disabled on this data path"));
+  const Lifetime& lt = spec.lifetime;
+  if ((lt.soft_bytes && lt.hard_bytes && lt.soft_bytes > lt.hard_bytes) ||
+      (lt.soft_packets && lt.hard_packets && lt.soft_packets > lt.hard_packets) ||
+      (lt.soft_seconds && lt.hard_seconds && lt.soft_seconds > lt.hard_seconds))
+    return unexpected(std::string("a soft lifetime exceeds its hard lifetime"));
   cur.name = spec.name;
   cur.local = spec.local;
   cur.remote = spec.remote;
