@@ -39,6 +39,20 @@ const char* to_string(Event::Limit l) {
   return "unknown";
 }
 
+Expected<void, std::string> validate_mutable(const SaSpec& sa) {
+  if (sa.local.family != sa.remote.family)
+    return unexpected(std::string("local and remote addresses are of different families"));
+  if (sa.encap == Encap::Udp && (sa.local_port == 0 || sa.remote_port == 0))
+    return unexpected(std::string("UDP encapsulation needs both ports"));
+  if (sa.replay_window > 65536) return unexpected(std::string("replay window is at most 65536"));
+  const auto& lt = sa.lifetime;
+  if ((lt.soft_bytes && lt.hard_bytes && lt.soft_bytes > lt.hard_bytes) ||
+      (lt.soft_packets && lt.hard_packets && lt.soft_packets > lt.hard_packets) ||
+      (lt.soft_seconds && lt.hard_seconds && lt.soft_seconds > lt.hard_seconds))
+    return unexpected(std::string("a soft lifetime exceeds its hard lifetime"));
+  return {};
+}
+
 Expected<void, std::string> validate(const SaSpec& sa) {
   const std::string who = "SA " + (sa.name.empty() ? std::to_string(sa.spi) : sa.name) + ": ";
   // RFC 4303 §2.1: 1–255 are reserved by IANA, 0 is local-only.
@@ -57,16 +71,7 @@ Expected<void, std::string> validate(const SaSpec& sa) {
     return unexpected(who + std::string(ei.keyword) + " is AEAD; integrity must be none");
   if (sa.encr == esp::Encr::Null && sa.integ == esp::Integ::None)
     return unexpected(who + "null encryption needs an integrity algorithm");
-  if (sa.local.family != sa.remote.family)
-    return unexpected(who + "local and remote addresses are of different families");
-  if (sa.encap == Encap::Udp && (sa.local_port == 0 || sa.remote_port == 0))
-    return unexpected(who + "UDP encapsulation needs both ports");
-  if (sa.replay_window > 65536) return unexpected(who + "replay window is at most 65536");
-  const auto& lt = sa.lifetime;
-  if ((lt.soft_bytes && lt.hard_bytes && lt.soft_bytes > lt.hard_bytes) ||
-      (lt.soft_packets && lt.hard_packets && lt.soft_packets > lt.hard_packets) ||
-      (lt.soft_seconds && lt.hard_seconds && lt.soft_seconds > lt.hard_seconds))
-    return unexpected(who + "a soft lifetime exceeds its hard lifetime");
+  if (auto r = validate_mutable(sa); !r) return unexpected(who + r.error());
   return {};
 }
 

@@ -170,5 +170,8 @@ const char* to_string(Event::Limit l);
 // without integrity, SPI range, address families); one message per problem.
 Expected<void, std::string> validate(const SaSpec& sa);
 Expected<void, std::string> validate(const PolicySpec& p);
+// The checks on what update_sa may change (addresses, ports, replay window,
+// lifetimes); part of validate(const SaSpec&).
+Expected<void, std::string> validate_mutable(const SaSpec& sa);
 
 }  // namespace xgw::dp

@@ -1525,21 +1525,13 @@ Expected<void, std::string> UserspaceDataplane::update_sa(const SaSpec& spec) {
   if (spec.tunnel_id != cur.tunnel_id || spec.encr != cur.encr || spec.integ != cur.integ ||
       spec.esn != cur.esn)
     return unexpected(std::string("an update may change addresses, ports and lifetimes only"));
-  if (spec.local.family != spec.remote.family)
-    return unexpected(std::string("local and remote addresses are of different families"));
-  if (spec.encap == Encap::Udp && (spec.local_port == 0 || spec.remote_port == 0))
-    return unexpected(std::string("UDP encapsulation needs both ports"));
+  if (auto r = validate_mutable(spec); !r) return r;
   if (spec.encap == Encap::Udp && spec.dir == Direction::In &&
       spec.local_port != impl_->opts.udp_port)
     return unexpected("inbound UDP-encapsulated SA on port " + std::to_string(spec.local_port) +
                       ", but the data path listens on " + std::to_string(impl_->opts.udp_port));
   if (spec.encap == Encap::None && !impl_->opts.raw_esp)
     return unexpected(std::string("raw ESP is disabled on this data path"));
-  const Lifetime& lt = spec.lifetime;
-  if ((lt.soft_bytes && lt.hard_bytes && lt.soft_bytes > lt.hard_bytes) ||
-      (lt.soft_packets && lt.hard_packets && lt.soft_packets > lt.hard_packets) ||
-      (lt.soft_seconds && lt.hard_seconds && lt.soft_seconds > lt.hard_seconds))
-    return unexpected(std::string("a soft lifetime exceeds its hard lifetime"));
   cur.name = spec.name;
   cur.local = spec.local;
   cur.remote = spec.remote;
