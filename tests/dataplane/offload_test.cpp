@@ -131,7 +131,7 @@ Bytes build_tcp(const TcpPkt& s, Csum mode = Csum::Full) {
     ip[9] = 6;
     std::memcpy(ip + 12, kSrc4, 4);
     std::memcpy(ip + 16, kDst4, 4);
-    std::memcpy(ip + 20, s.ip_opts.data(), s.ip_opts.size());
+    if (!s.ip_opts.empty()) std::memcpy(ip + 20, s.ip_opts.data(), s.ip_opts.size());
     wr16(ip + 10, static_cast<uint16_t>(~ref_sum({ip, l3})));
   }
   uint8_t* th = ip + l3;
@@ -142,8 +142,8 @@ Bytes build_tcp(const TcpPkt& s, Csum mode = Csum::Full) {
   th[12] = static_cast<uint8_t>(l4 / 4 << 4);
   th[13] = s.flags;
   wr16(th + 14, s.win);
-  std::memcpy(th + 20, s.tcp_opts.data(), s.tcp_opts.size());
-  std::memcpy(th + l4, s.payload.data(), s.payload.size());
+  if (!s.tcp_opts.empty()) std::memcpy(th + 20, s.tcp_opts.data(), s.tcp_opts.size());
+  if (!s.payload.empty()) std::memcpy(th + l4, s.payload.data(), s.payload.size());
   const Bytes ph = pseudo_header(ip, s.v6, 6, l4 + s.payload.size());
   if (mode == Csum::Pseudo) {
     wr16(th + 16, ref_sum(ph));
@@ -179,7 +179,7 @@ Bytes build_udp(bool v6, uint16_t sport, uint16_t dport, const Bytes& payload) {
   wr16(ip + l3, sport);
   wr16(ip + l3 + 2, dport);
   wr16(ip + l3 + 4, static_cast<uint16_t>(l4));
-  std::memcpy(ip + l3 + 8, payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(ip + l3 + 8, payload.data(), payload.size());
   return p;
 }
 
@@ -305,7 +305,7 @@ TEST(Checksum, MatchesReferenceForEveryLengthUpTo200) {
       // At any (even or odd) buffer alignment in memory.
       Bytes shifted(d.size() + 3);
       for (size_t a = 1; a <= 3; ++a) {
-        std::memcpy(shifted.data() + a, d.data(), d.size());
+        if (!d.empty()) std::memcpy(shifted.data() + a, d.data(), d.size());
         ASSERT_EQ(csum_fold(csum_add(0, shifted.data() + a, d.size())), want) << len << " @" << a;
       }
     }
@@ -676,7 +676,7 @@ struct Train {
   uint16_t gso = 0;
 
   explicit Train(const Bytes& first) : buf(65536 + 64) {
-    std::memcpy(buf.data(), first.data(), first.size());
+    if (!first.empty()) std::memcpy(buf.data(), first.data(), first.size());
     len = first.size();
     EXPECT_TRUE(parse_tcp(first.data(), first.size(), &head));
     next_seq = head.seq + static_cast<uint32_t>(head.payload);

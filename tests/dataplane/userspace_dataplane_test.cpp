@@ -145,7 +145,7 @@ Bytes udp_packet(const net::IpAddr& src, uint16_t sport, const net::IpAddr& dst,
   wr16(&p[l3], sport);
   wr16(&p[l3 + 2], dport);
   wr16(&p[l3 + 4], static_cast<uint16_t>(l4));
-  std::memcpy(&p[l3 + 8], payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(&p[l3 + 8], payload.data(), payload.size());
   uint16_t c = static_cast<uint16_t>(~l4_sum(p.data(), p.size(), v6, 17));
   wr16(&p[l3 + 6], c == 0 ? 0xffff : c);
   return p;

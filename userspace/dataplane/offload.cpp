@@ -64,7 +64,8 @@ __attribute__((optimize("O3"))) uint64_t csum_add(uint64_t sum, const uint8_t* p
     acc += v;
   }
   uint32_t tail = 0;
-  std::memcpy(&tail, p + 4 * words, len % 4);  // an odd last byte is a word's high byte
+  if (len % 4)
+    std::memcpy(&tail, p + 4 * words, len % 4);  // an odd last byte is a word's high byte
   return sum + acc + tail;
 }
 

@@ -165,7 +165,7 @@ size_t EspCipher::seal(uint32_t spi, uint64_t seq, std::span<const uint8_t> payl
 
   int n = 0;
   if (cipher_ == nullptr) {  // NULL encryption
-    std::memcpy(ct, payload.data(), payload.size());
+    if (!payload.empty()) std::memcpy(ct, payload.data(), payload.size());
     std::memcpy(ct + payload.size(), trailer, pad + 2);
   } else {
     if (aead_) {
@@ -195,7 +195,7 @@ size_t EspCipher::seal(uint32_t spi, uint64_t seq, std::span<const uint8_t> payl
       return 0;
     uint8_t tail[32 + 18];
     const size_t rest = payload.size() - head;
-    std::memcpy(tail, payload.data() + head, rest);
+    if (rest) std::memcpy(tail, payload.data() + head, rest);  // an empty span may be null
     std::memcpy(tail + rest, trailer, pad + 2);
     if (EVP_EncryptUpdate(enc_, ct + head, &n, tail, static_cast<int>(rest + pad + 2)) != 1)
       return 0;
