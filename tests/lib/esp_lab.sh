@@ -69,7 +69,7 @@
 #
 # The binary is $ESP_STATIC_BIN, default $XGW_BUILD_DIR/xgw-esp-static with
 # XGW_BUILD_DIR defaulting to <repo>/build/bin. ESP_LAB_WORKERS, when set,
-# becomes the configs' `workers:`.
+# becomes the configs' `workers:`, ESP_LAB_DEVICE (tap|tun) their `device:`.
 
 ESP_LAB_ROLES=(h1 g1 g2 h2)
 ESP_LAB_NET1=10.91.1.0/24 ESP_LAB_H1_IP=10.91.1.2 ESP_LAB_G1_LAN_IP=10.91.1.1
@@ -306,6 +306,7 @@ _esp_config_yaml() {
   echo "tun: $ESP_LAB_TUN"
   echo "mtu: $ESP_LAB_TUN_MTU"
   [ -z "${ESP_LAB_WORKERS:-}" ] || echo "workers: $ESP_LAB_WORKERS"
+  [ -z "${ESP_LAB_DEVICE:-}" ] || echo "device: $ESP_LAB_DEVICE"
   echo "udp_port: $ESP_LAB_UDP_PORT"
   echo "sas:"
   _esp_sa_yaml out1 out "$ospi" "$local" "$remote" "$encr" "$integ" "$encap" "$oek" "$oik"
