@@ -111,6 +111,29 @@ EspCipher::~EspCipher() {
   EVP_MAC_free(mac_alg_);
 }
 
+bool EspCipher::gcm_begin(EVP_CIPHER_CTX* ctx, int enc, const uint8_t* spi, const uint8_t* iv,
+                          uint64_t seq) {
+  // RFC 4106 §4: the nonce is salt || explicit IV.
+  uint8_t nonce[12];
+  std::memcpy(nonce, salt_, 4);
+  std::memcpy(nonce + 4, iv, 8);
+  if (EVP_CipherInit_ex2(ctx, nullptr, nullptr, nonce, enc, nullptr) != 1) return false;
+  // RFC 4106 §5: AAD is SPI || seq (32 bits), or SPI || seq_hi || seq_lo
+  // with ESN. The packet's own seq field equals the low half (seal writes
+  // it, open checks it).
+  uint8_t aad[12];
+  std::memcpy(aad, spi, 4);
+  size_t aad_len = 4;
+  if (esn_) {
+    put32(aad + aad_len, static_cast<uint32_t>(seq >> 32));
+    aad_len += 4;
+  }
+  put32(aad + aad_len, static_cast<uint32_t>(seq));
+  aad_len += 4;
+  int n = 0;
+  return EVP_CipherUpdate(ctx, nullptr, &n, aad, static_cast<int>(aad_len)) == 1;
+}
+
 size_t EspCipher::overhead(size_t len) const {
   const size_t body = len + 2;
   const size_t padded = (body + block_ - 1) / block_ * block_;
@@ -169,22 +192,7 @@ size_t EspCipher::seal(uint32_t spi, uint64_t seq, std::span<const uint8_t> payl
     std::memcpy(ct + payload.size(), trailer, pad + 2);
   } else {
     if (aead_) {
-      uint8_t nonce[12];
-      std::memcpy(nonce, salt_, 4);
-      std::memcpy(nonce + 4, ivp, 8);
-      if (EVP_EncryptInit_ex2(enc_, nullptr, nullptr, nonce, nullptr) != 1) return 0;
-      // RFC 4106 §5: AAD is SPI || seq (32) or SPI || seq_hi || seq_lo with ESN.
-      uint8_t aad[12];
-      size_t aad_len = 8;
-      std::memcpy(aad, p, 4);
-      if (esn_) {
-        put32(aad + 4, static_cast<uint32_t>(seq >> 32));
-        put32(aad + 8, static_cast<uint32_t>(seq));
-        aad_len = 12;
-      } else {
-        std::memcpy(aad + 4, p + 4, 4);
-      }
-      if (EVP_EncryptUpdate(enc_, nullptr, &n, aad, static_cast<int>(aad_len)) != 1) return 0;
+      if (!gcm_begin(enc_, 1, p, ivp, seq)) return 0;
     } else if (EVP_EncryptInit_ex2(enc_, nullptr, nullptr, ivp, nullptr) != 1) {
       return 0;
     }
@@ -242,23 +250,7 @@ OpenStatus EspCipher::open(std::span<const uint8_t> esp, uint64_t seq, std::span
     std::memcpy(out.data(), ct, ct_len);
   } else {
     if (aead_) {
-      uint8_t nonce[12];
-      std::memcpy(nonce, salt_, 4);
-      std::memcpy(nonce + 4, ivp, 8);
-      if (EVP_DecryptInit_ex2(dec_, nullptr, nullptr, nonce, nullptr) != 1)
-        return OpenStatus::CryptoError;
-      uint8_t aad[12];
-      size_t aad_len = 8;
-      std::memcpy(aad, p, 4);
-      if (esn_) {
-        put32(aad + 4, static_cast<uint32_t>(seq >> 32));
-        put32(aad + 8, static_cast<uint32_t>(seq));
-        aad_len = 12;
-      } else {
-        std::memcpy(aad + 4, p + 4, 4);
-      }
-      if (EVP_DecryptUpdate(dec_, nullptr, &n, aad, static_cast<int>(aad_len)) != 1)
-        return OpenStatus::CryptoError;
+      if (!gcm_begin(dec_, 0, p, ivp, seq)) return OpenStatus::CryptoError;
       OSSL_PARAM tag[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
                                                             const_cast<uint8_t*>(icv), icv_len_),
                           OSSL_PARAM_construct_end()};

@@ -62,6 +62,8 @@ class EspCipher {
  private:
   EspCipher() = default;
   bool mac(std::span<const uint8_t> data, uint32_t seq_hi, uint8_t* icv);
+  // Sets the GCM nonce and feeds the AAD for the packet starting at `spi`.
+  bool gcm_begin(EVP_CIPHER_CTX* ctx, int enc, const uint8_t* spi, const uint8_t* iv, uint64_t seq);
 
   Encr encr_{};
   Integ integ_{};
