@@ -148,6 +148,29 @@ bool from_sockaddr(const sockaddr* sa, net::IpAddr* a, uint16_t* port) {
   return false;
 }
 
+// Writes an IP_PKTINFO / IPV6_PKTINFO control message choosing `src` as the
+// source address and returns its space, or 0 (nothing written) when `src`
+// is unspecified. `c` must have room for an in6_pktinfo message.
+size_t put_source(cmsghdr* c, const net::IpAddr& src) {
+  if (src.bytes == std::array<uint8_t, 16>{}) return 0;
+  if (src.family == net::Family::V4) {
+    in_pktinfo pi{};
+    std::memcpy(&pi.ipi_spec_dst, src.bytes.data(), 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(pi));
+    std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    return CMSG_SPACE(sizeof(pi));
+  }
+  in6_pktinfo pi{};
+  std::memcpy(&pi.ipi6_addr, src.bytes.data(), 16);
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(pi));
+  std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+  return CMSG_SPACE(sizeof(pi));
+}
+
 // Prefix match on raw address bytes (network order).
 bool prefix_match(const net::Cidr& c, const uint8_t* addr) {
   const uint8_t* net = c.addr.bytes.data();
@@ -1213,29 +1236,8 @@ void UserspaceDataplane::Impl::Worker::send_one(const OutRoute& r, uint32_t b, s
   sb.msg.msg_iovlen = 1;
   sb.msg.msg_control = sb.control;
   sb.msg.msg_controllen = sizeof(sb.control);
-  size_t used = 0;
-  cmsghdr* c = CMSG_FIRSTHDR(&sb.msg);
-  if (r.local != net::IpAddr{} && r.local != net::IpAddr{net::Family::V6, {}}) {
-    // Source address of the SA, whatever the routing table would pick.
-    if (!r.v6) {
-      in_pktinfo pi{};
-      std::memcpy(&pi.ipi_spec_dst, r.local.bytes.data(), 4);
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(pi));
-      std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-      used += CMSG_SPACE(sizeof(pi));
-    } else {
-      in6_pktinfo pi{};
-      std::memcpy(&pi.ipi6_addr, r.local.bytes.data(), 16);
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(pi));
-      std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-      used += CMSG_SPACE(sizeof(pi));
-    }
-    c = reinterpret_cast<cmsghdr*>(sb.control + used);
-  }
+  size_t used = put_source(CMSG_FIRSTHDR(&sb.msg), r.local);  // the SA's, not the route's
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(sb.control + used);
   if (gso) {
     c->cmsg_level = SOL_UDP;
     c->cmsg_type = UDP_SEGMENT;
@@ -1664,28 +1666,10 @@ Expected<void, std::string> UserspaceDataplane::send_ike(const Endpoint& from, c
   m.msg_iov = &iov;
   m.msg_iovlen = 1;
   alignas(cmsghdr) uint8_t control[64]{};
-  if (from.addr != net::IpAddr{} && from.addr != net::IpAddr{net::Family::V6, {}}) {
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    if (!v6) {
-      in_pktinfo pi{};
-      std::memcpy(&pi.ipi_spec_dst, from.addr.bytes.data(), 4);
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(pi));
-      std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-      m.msg_controllen = CMSG_SPACE(sizeof(pi));
-    } else {
-      in6_pktinfo pi{};
-      std::memcpy(&pi.ipi6_addr, from.addr.bytes.data(), 16);
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(pi));
-      std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-      m.msg_controllen = CMSG_SPACE(sizeof(pi));
-    }
-  }
+  m.msg_control = control;
+  m.msg_controllen = sizeof(control);
+  m.msg_controllen = put_source(CMSG_FIRSTHDR(&m), from.addr);
+  if (m.msg_controllen == 0) m.msg_control = nullptr;
   if (::sendmsg(fd, &m, 0) < 0) return unexpected(SysError{"send IKE", errno}.message());
   return {};
 }
