@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "common/bytes.h"
+
 namespace xgw::dp::offload {
 namespace {
 
@@ -34,21 +36,6 @@ uint16_t ref_sum(std::span<const uint8_t> d) {
     while (s >> 16) s = (s & 0xffff) + (s >> 16);
   }
   return static_cast<uint16_t>(s);
-}
-
-uint16_t rd16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-uint32_t rd32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-void wr16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void wr32(uint8_t* p, uint32_t v) {
-  wr16(p, static_cast<uint16_t>(v >> 16));
-  wr16(p + 2, static_cast<uint16_t>(v));
 }
 
 // The pseudo-header (RFC 793 §3.1 / RFC 8200 §8.1) as bytes.
@@ -115,8 +102,8 @@ Bytes build_tcp(const TcpPkt& s, Csum mode = Csum::Full) {
   Bytes p(l3 + l4 + s.payload.size(), 0);
   uint8_t* ip = p.data();
   if (s.v6) {
-    wr32(ip, 6u << 28 | uint32_t{s.tos} << 20 | (s.flow & 0xfffff));
-    wr16(ip + 4, static_cast<uint16_t>(l4 + s.payload.size()));
+    store_be32(ip, 6u << 28 | uint32_t{s.tos} << 20 | (s.flow & 0xfffff));
+    store_be16(ip + 4, static_cast<uint16_t>(l4 + s.payload.size()));
     ip[6] = 6;
     ip[7] = s.ttl;
     std::memcpy(ip + 8, kSrc6, 16);
@@ -124,33 +111,33 @@ Bytes build_tcp(const TcpPkt& s, Csum mode = Csum::Full) {
   } else {
     ip[0] = static_cast<uint8_t>(0x40 | l3 / 4);
     ip[1] = s.tos;
-    wr16(ip + 2, static_cast<uint16_t>(p.size()));
-    wr16(ip + 4, s.id);
-    wr16(ip + 6, s.df ? 0x4000 : 0);
+    store_be16(ip + 2, static_cast<uint16_t>(p.size()));
+    store_be16(ip + 4, s.id);
+    store_be16(ip + 6, s.df ? 0x4000 : 0);
     ip[8] = s.ttl;
     ip[9] = 6;
     std::memcpy(ip + 12, kSrc4, 4);
     std::memcpy(ip + 16, kDst4, 4);
     if (!s.ip_opts.empty()) std::memcpy(ip + 20, s.ip_opts.data(), s.ip_opts.size());
-    wr16(ip + 10, static_cast<uint16_t>(~ref_sum({ip, l3})));
+    store_be16(ip + 10, static_cast<uint16_t>(~ref_sum({ip, l3})));
   }
   uint8_t* th = ip + l3;
-  wr16(th, s.sport);
-  wr16(th + 2, s.dport);
-  wr32(th + 4, s.seq);
-  wr32(th + 8, s.ack);
+  store_be16(th, s.sport);
+  store_be16(th + 2, s.dport);
+  store_be32(th + 4, s.seq);
+  store_be32(th + 8, s.ack);
   th[12] = static_cast<uint8_t>(l4 / 4 << 4);
   th[13] = s.flags;
-  wr16(th + 14, s.win);
+  store_be16(th + 14, s.win);
   if (!s.tcp_opts.empty()) std::memcpy(th + 20, s.tcp_opts.data(), s.tcp_opts.size());
   if (!s.payload.empty()) std::memcpy(th + l4, s.payload.data(), s.payload.size());
   const Bytes ph = pseudo_header(ip, s.v6, 6, l4 + s.payload.size());
   if (mode == Csum::Pseudo) {
-    wr16(th + 16, ref_sum(ph));
+    store_be16(th + 16, ref_sum(ph));
   } else {
     Bytes all = ph;
     all.insert(all.end(), th, p.data() + p.size());
-    wr16(th + 16, static_cast<uint16_t>(~ref_sum(all)));
+    store_be16(th + 16, static_cast<uint16_t>(~ref_sum(all)));
   }
   return p;
 }
@@ -162,23 +149,23 @@ Bytes build_udp(bool v6, uint16_t sport, uint16_t dport, const Bytes& payload) {
   uint8_t* ip = p.data();
   if (v6) {
     ip[0] = 0x60;
-    wr16(ip + 4, static_cast<uint16_t>(l4));
+    store_be16(ip + 4, static_cast<uint16_t>(l4));
     ip[6] = 17;
     ip[7] = 64;
     std::memcpy(ip + 8, kSrc6, 16);
     std::memcpy(ip + 24, kDst6, 16);
   } else {
     ip[0] = 0x45;
-    wr16(ip + 2, static_cast<uint16_t>(p.size()));
+    store_be16(ip + 2, static_cast<uint16_t>(p.size()));
     ip[8] = 64;
     ip[9] = 17;
     std::memcpy(ip + 12, kSrc4, 4);
     std::memcpy(ip + 16, kDst4, 4);
-    wr16(ip + 10, static_cast<uint16_t>(~ref_sum({ip, 20})));
+    store_be16(ip + 10, static_cast<uint16_t>(~ref_sum({ip, 20})));
   }
-  wr16(ip + l3, sport);
-  wr16(ip + l3 + 2, dport);
-  wr16(ip + l3 + 4, static_cast<uint16_t>(l4));
+  store_be16(ip + l3, sport);
+  store_be16(ip + l3 + 2, dport);
+  store_be16(ip + l3 + 4, static_cast<uint16_t>(l4));
   if (!payload.empty()) std::memcpy(ip + l3 + 8, payload.data(), payload.size());
   return p;
 }
@@ -192,8 +179,8 @@ Bytes random_bytes(std::mt19937& rng, size_t n) {
 // NOP, NOP, timestamps (RFC 7323 §3).
 Bytes timestamps(uint32_t tsval, uint32_t tsecr) {
   Bytes o = {1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0};
-  wr32(o.data() + 4, tsval);
-  wr32(o.data() + 8, tsecr);
+  store_be32(o.data() + 4, tsval);
+  store_be32(o.data() + 8, tsecr);
   return o;
 }
 
@@ -353,7 +340,7 @@ TEST(CompleteChecksum, TcpAndUdpBothFamilies) {
       // UDP likewise (csum_offset 6).
       Bytes u = build_udp(v6, 5353, 53, random_bytes(rng, n));
       const size_t l3 = v6 ? 40 : 20;
-      wr16(u.data() + l3 + 6, ref_sum(pseudo_header(u.data(), v6, 17, u.size() - l3)));
+      store_be16(u.data() + l3 + 6, ref_sum(pseudo_header(u.data(), v6, 17, u.size() - l3)));
       h.csum_offset = 6;
       ASSERT_TRUE(complete_checksum(u.data(), u.size(), h));
       EXPECT_TRUE(ref_l4_valid(u, 17)) << v6 << " " << n;
@@ -372,14 +359,14 @@ TEST(CompleteChecksum, UdpNeverGetsAZeroChecksum) {
     Bytes all = pseudo_header(u.data(), v6, 17, u.size() - l3);
     all.insert(all.end(), u.begin() + static_cast<std::ptrdiff_t>(l3), u.end());
     const uint16_t s = ref_sum(all);
-    wr16(u.data() + u.size() - 2, static_cast<uint16_t>(0xffff - s));
-    wr16(u.data() + l3 + 6, ref_sum(pseudo_header(u.data(), v6, 17, u.size() - l3)));
+    store_be16(u.data() + u.size() - 2, static_cast<uint16_t>(0xffff - s));
+    store_be16(u.data() + l3 + 6, ref_sum(pseudo_header(u.data(), v6, 17, u.size() - l3)));
     VnetHdr h{};
     h.flags = kNeedsCsum;
     h.csum_start = static_cast<uint16_t>(l3);
     h.csum_offset = 6;
     ASSERT_TRUE(complete_checksum(u.data(), u.size(), h));
-    EXPECT_EQ(rd16(u.data() + l3 + 6), 0xffff) << (v6 ? "IPv6" : "IPv4");
+    EXPECT_EQ(load_be16(u.data() + l3 + 6), 0xffff) << (v6 ? "IPv6" : "IPv4");
     EXPECT_TRUE(ref_l4_valid(u, 17));
   }
 }
@@ -480,7 +467,7 @@ TEST(ParseTcp, RejectsWhatItCannotHandle) {
   p[6] |= 0x20;
   rejects(p, "more fragments");
   p = good4;
-  wr16(p.data() + 6, 0x0001);
+  store_be16(p.data() + 6, 0x0001);
   rejects(p, "fragment offset");
   p = good4;
   p.push_back(0);
@@ -497,7 +484,7 @@ TEST(ParseTcp, RejectsWhatItCannotHandle) {
   {
     // IPv4 header + 10 bytes of TCP header, consistent IP length.
     Bytes q(good4.begin(), good4.begin() + 30);
-    wr16(q.data() + 2, 30);
+    store_be16(q.data() + 2, 30);
     rejects(q, "truncated TCP header");
   }
 
@@ -519,7 +506,7 @@ TEST(ParseTcp, RejectsWhatItCannotHandle) {
   rejects(p, "IPv6 payload length longer than the buffer");
   {
     Bytes q(good6.begin(), good6.begin() + 50);
-    wr16(q.data() + 4, 10);
+    store_be16(q.data() + 4, 10);
     rejects(q, "IPv6 truncated TCP header");
   }
   {
@@ -528,7 +515,7 @@ TEST(ParseTcp, RejectsWhatItCannotHandle) {
     q[6] = 0;
     q.insert(q.end(), {6, 0, 1, 4, 0, 0, 0, 0});
     q.insert(q.end(), good6.begin() + 40, good6.end());
-    wr16(q.data() + 4, static_cast<uint16_t>(q.size() - 40));
+    store_be16(q.data() + 4, static_cast<uint16_t>(q.size() - 40));
     rejects(q, "IPv6 with an extension header");
   }
 }
@@ -561,14 +548,14 @@ void check_segments(const TcpPkt& super, uint16_t mss, const std::vector<Bytes>&
     const size_t pl = g.size() - hl;
     EXPECT_EQ(pl, last ? super.payload.size() - i * mss : mss);
     if (super.v6) {
-      EXPECT_EQ(rd16(g.data() + 4), g.size() - 40);
+      EXPECT_EQ(load_be16(g.data() + 4), g.size() - 40);
     } else {
-      EXPECT_EQ(rd16(g.data() + 2), g.size());
-      EXPECT_EQ(rd16(g.data() + 4), static_cast<uint16_t>(super.id + i));
+      EXPECT_EQ(load_be16(g.data() + 2), g.size());
+      EXPECT_EQ(load_be16(g.data() + 4), static_cast<uint16_t>(super.id + i));
       EXPECT_TRUE(ref_ip4_header_valid(g));
     }
     const uint8_t* th = g.data() + l3;
-    EXPECT_EQ(rd32(th + 4), static_cast<uint32_t>(super.seq + i * mss));
+    EXPECT_EQ(load_be32(th + 4), static_cast<uint32_t>(super.seq + i * mss));
     const uint8_t f = th[13];
     EXPECT_EQ(bool(f & kFin), last && (super.flags & kFin));
     EXPECT_EQ(bool(f & kPsh), last && (super.flags & kPsh));
@@ -718,13 +705,13 @@ void coalesce_round_trip(const TcpPkt& s, uint16_t mss) {
   ASSERT_EQ(got.size(), super.size());
   EXPECT_EQ(Bytes(got.begin() + static_cast<std::ptrdiff_t>(hl), got.end()), s.payload);
   if (s.v6) {
-    EXPECT_EQ(rd16(got.data() + 4), got.size() - 40);
+    EXPECT_EQ(load_be16(got.data() + 4), got.size() - 40);
   } else {
-    EXPECT_EQ(rd16(got.data() + 2), got.size());
+    EXPECT_EQ(load_be16(got.data() + 2), got.size());
     EXPECT_TRUE(ref_ip4_header_valid(got));
   }
   // The field holds the pseudo-header sum for the whole TCP length...
-  EXPECT_EQ(rd16(got.data() + l3 + 16),
+  EXPECT_EQ(load_be16(got.data() + l3 + 16),
             ref_sum(pseudo_header(got.data(), s.v6, 6, got.size() - l3)));
   // ...so the coalesced packet is the super-packet the kernel would have sent.
   EXPECT_EQ(got, super);

@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/bytes.h"
 #include "esp/cipher.h"
 #include "privileged.h"
 
@@ -84,17 +85,6 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
   return true;
 }
 
-uint16_t rd16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-uint32_t rd32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-void wr16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-
 // RFC 1071 sum, byte by byte (folded, not complemented).
 uint16_t sum16(const uint8_t* d, size_t n, uint32_t s = 0) {
   for (size_t i = 0; i < n; i += 2) {
@@ -127,27 +117,27 @@ Bytes udp_packet(const net::IpAddr& src, uint16_t sport, const net::IpAddr& dst,
   Bytes p(l3 + l4, 0);
   if (v6) {
     p[0] = 0x60;
-    wr16(&p[4], static_cast<uint16_t>(l4));
+    store_be16(&p[4], static_cast<uint16_t>(l4));
     p[6] = 17;
     p[7] = 64;
     std::memcpy(&p[8], src.bytes.data(), 16);
     std::memcpy(&p[24], dst.bytes.data(), 16);
   } else {
     p[0] = 0x45;
-    wr16(&p[2], static_cast<uint16_t>(p.size()));
-    wr16(&p[4], 0x4242);
+    store_be16(&p[2], static_cast<uint16_t>(p.size()));
+    store_be16(&p[4], 0x4242);
     p[8] = 64;
     p[9] = 17;
     std::memcpy(&p[12], src.bytes.data(), 4);
     std::memcpy(&p[16], dst.bytes.data(), 4);
-    wr16(&p[10], static_cast<uint16_t>(~sum16(p.data(), 20)));
+    store_be16(&p[10], static_cast<uint16_t>(~sum16(p.data(), 20)));
   }
-  wr16(&p[l3], sport);
-  wr16(&p[l3 + 2], dport);
-  wr16(&p[l3 + 4], static_cast<uint16_t>(l4));
+  store_be16(&p[l3], sport);
+  store_be16(&p[l3 + 2], dport);
+  store_be16(&p[l3 + 4], static_cast<uint16_t>(l4));
   if (!payload.empty()) std::memcpy(&p[l3 + 8], payload.data(), payload.size());
   uint16_t c = static_cast<uint16_t>(~l4_sum(p.data(), p.size(), v6, 17));
-  wr16(&p[l3 + 6], c == 0 ? 0xffff : c);
+  store_be16(&p[l3 + 6], c == 0 ? 0xffff : c);
   return p;
 }
 
@@ -455,22 +445,22 @@ void expect_udp(const Bytes& pkt, const net::IpAddr& src, uint16_t sport, const 
   ASSERT_EQ(pkt.size(), l3 + 8 + payload.size());
   if (v6) {
     EXPECT_EQ(pkt[0] >> 4, 6);
-    EXPECT_EQ(rd16(&pkt[4]), pkt.size() - 40);
+    EXPECT_EQ(load_be16(&pkt[4]), pkt.size() - 40);
     EXPECT_EQ(pkt[6], 17);
     EXPECT_EQ(std::memcmp(&pkt[8], src.bytes.data(), 16), 0);
     EXPECT_EQ(std::memcmp(&pkt[24], dst.bytes.data(), 16), 0);
   } else {
     EXPECT_EQ(pkt[0], 0x45);
-    EXPECT_EQ(rd16(&pkt[2]), pkt.size());
+    EXPECT_EQ(load_be16(&pkt[2]), pkt.size());
     EXPECT_EQ(pkt[9], 17);
     EXPECT_EQ(std::memcmp(&pkt[12], src.bytes.data(), 4), 0);
     EXPECT_EQ(std::memcmp(&pkt[16], dst.bytes.data(), 4), 0);
     EXPECT_EQ(sum16(pkt.data(), 20), 0xffff) << "IPv4 header checksum";
   }
-  EXPECT_EQ(rd16(&pkt[l3]), sport);
-  EXPECT_EQ(rd16(&pkt[l3 + 2]), dport);
-  EXPECT_EQ(rd16(&pkt[l3 + 4]), 8 + payload.size());
-  EXPECT_NE(rd16(&pkt[l3 + 6]), 0) << "UDP checksum missing";
+  EXPECT_EQ(load_be16(&pkt[l3]), sport);
+  EXPECT_EQ(load_be16(&pkt[l3 + 2]), dport);
+  EXPECT_EQ(load_be16(&pkt[l3 + 4]), 8 + payload.size());
+  EXPECT_NE(load_be16(&pkt[l3 + 6]), 0) << "UDP checksum missing";
   EXPECT_EQ(l4_sum(pkt.data(), pkt.size(), v6, 17), 0xffff) << "UDP checksum";
   EXPECT_EQ(Bytes(pkt.begin() + static_cast<std::ptrdiff_t>(l3 + 8), pkt.end()), payload);
 }
@@ -837,7 +827,7 @@ class Traffic : public ::testing::TestWithParam<TrafficCase> {
         const size_t ihl = size_t{(*d)[0] & 0x0fu} * 4;
         d->erase(d->begin(), d->begin() + static_cast<std::ptrdiff_t>(ihl));
       }
-      if (d->size() < 8 || rd32(d->data()) != spi) continue;  // e.g. our own sends (raw)
+      if (d->size() < 8 || load_be32(d->data()) != spi) continue;  // e.g. our own sends (raw)
       EXPECT_EQ(from.addr, outer());
       if (!tc().raw) {
         EXPECT_EQ(from.port, net_->port) << "ESP must leave from the engine's port";
@@ -848,8 +838,8 @@ class Traffic : public ::testing::TestWithParam<TrafficCase> {
   // Opens an ESP packet with the test's cipher; checks SPI, sequence number,
   // length and next header; returns the inner packet.
   Bytes open_esp(const Keys& k, const Bytes& esp, uint32_t spi, uint64_t seq, uint8_t nh) {
-    EXPECT_EQ(rd32(&esp[0]), spi);
-    EXPECT_EQ(rd32(&esp[4]), static_cast<uint32_t>(seq));
+    EXPECT_EQ(load_be32(&esp[0]), spi);
+    EXPECT_EQ(load_be32(&esp[4]), static_cast<uint32_t>(seq));
     Bytes out(esp.size());
     size_t len = 0;
     uint8_t got_nh = 0;
@@ -966,7 +956,7 @@ TEST_P(Traffic, OutboundEsp) {
   for (int i = 0; i < 30; ++i) {
     auto esp = recv_esp(*peer, spi);
     ASSERT_TRUE(esp) << "burst packet " << i << " missing";
-    const uint64_t s = rd32(&(*esp)[4]);
+    const uint64_t s = load_be32(&(*esp)[4]);
     EXPECT_TRUE(seqs.insert(s).second);
     const Bytes inner = open_esp(k, *esp, spi, s, 4);
     expect_udp(inner, n.tun_ip, 5000, n.remote_host, 9, burst);

@@ -3,25 +3,12 @@
 #include <bit>
 #include <cstring>
 
+#include "common/bytes.h"
+
 namespace xgw::dp::offload {
 
 namespace {
 constexpr uint8_t kFin = 0x01, kPsh = 0x08, kAck = 0x10, kCwr = 0x80;
-
-uint16_t get16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-uint32_t get32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-void put32(uint8_t* p, uint32_t v) {
-  put16(p, static_cast<uint16_t>(v >> 16));
-  put16(p + 2, static_cast<uint16_t>(v));
-}
 
 // Pseudo-header sum (RFC 793 §3.1, RFC 8200 §8.1) for a TCP length.
 uint64_t pseudo_sum(const uint8_t* pkt, const TcpInfo& t, size_t tcp_len) {
@@ -47,7 +34,7 @@ uint64_t pseudo_sum(const uint8_t* pkt, const TcpInfo& t, size_t tcp_len) {
 
 void ip4_checksum(uint8_t* pkt, size_t ihl) {
   pkt[10] = pkt[11] = 0;
-  put16(pkt + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, pkt, ihl))));
+  store_be16(pkt + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, pkt, ihl))));
 }
 }  // namespace
 
@@ -90,7 +77,7 @@ bool complete_checksum(uint8_t* pkt, size_t len, const VnetHdr& h) {
   // checksum", and IPv6 receivers drop it (RFC 8200 §8.1). TCP reads both
   // alike; the kernel's skb_checksum_help() does the same.
   if (c == 0) c = 0xffff;
-  put16(pkt + field, c);
+  store_be16(pkt + field, c);
   return true;
 }
 
@@ -101,13 +88,13 @@ bool parse_tcp(const uint8_t* pkt, size_t len, TcpInfo* out) {
   if (v == 4) {
     t.l3_len = size_t{pkt[0] & 0x0fu} * 4;
     if (t.l3_len < 20 || pkt[9] != 6) return false;
-    if ((get16(pkt + 6) & 0x3fff) != 0) return false;  // fragment
-    if (get16(pkt + 2) != len) return false;
+    if ((load_be16(pkt + 6) & 0x3fff) != 0) return false;  // fragment
+    if (load_be16(pkt + 2) != len) return false;
   } else if (v == 6) {
     t.v6 = true;
     t.l3_len = 40;
     if (len < 40 || pkt[6] != 6) return false;
-    if (size_t{get16(pkt + 4)} + 40 != len) return false;
+    if (size_t{load_be16(pkt + 4)} + 40 != len) return false;
   } else {
     return false;
   }
@@ -116,7 +103,7 @@ bool parse_tcp(const uint8_t* pkt, size_t len, TcpInfo* out) {
   t.l4_len = static_cast<size_t>(th[12] >> 4) * 4;
   if (t.l4_len < 20 || t.l3_len + t.l4_len > len) return false;
   t.payload = len - t.l3_len - t.l4_len;
-  t.seq = get32(th + 4);
+  t.seq = load_be32(th + 4);
   t.flags = th[13];
   *out = t;
   return true;
@@ -134,14 +121,14 @@ void prepare_segment(uint8_t* seg, const TcpInfo& t, size_t seg_payload, unsigne
                      uint32_t seq0, uint16_t id0, size_t mss) {
   const size_t tcp_len = t.l4_len + seg_payload;
   if (t.v6) {
-    put16(seg + 4, static_cast<uint16_t>(tcp_len));
+    store_be16(seg + 4, static_cast<uint16_t>(tcp_len));
   } else {
-    put16(seg + 2, static_cast<uint16_t>(t.l3_len + tcp_len));
-    put16(seg + 4, static_cast<uint16_t>(id0 + index));
+    store_be16(seg + 2, static_cast<uint16_t>(t.l3_len + tcp_len));
+    store_be16(seg + 4, static_cast<uint16_t>(id0 + index));
     ip4_checksum(seg, t.l3_len);
   }
   uint8_t* th = seg + t.l3_len;
-  put32(th + 4, seq0 + static_cast<uint32_t>(index * mss));
+  store_be32(th + 4, seq0 + static_cast<uint32_t>(index * mss));
   // As the kernel's tcp_gso_segment: FIN and PSH only on the last segment,
   // CWR only on the first.
   if (!last) th[13] &= static_cast<uint8_t>(~(kFin | kPsh));
@@ -149,7 +136,7 @@ void prepare_segment(uint8_t* seg, const TcpInfo& t, size_t seg_payload, unsigne
   th[16] = th[17] = 0;
   uint64_t s = pseudo_sum(seg, t, tcp_len);
   s = csum_add(s, th, tcp_len);
-  put16(th + 16, static_cast<uint16_t>(~csum_fold(s)));
+  store_be16(th + 16, static_cast<uint16_t>(~csum_fold(s)));
 }
 }  // namespace detail
 
@@ -164,7 +151,7 @@ bool can_append(const uint8_t* head, const TcpInfo& hi, uint32_t next_seq, uint1
   if (!pi.v6) {
     // Version/IHL/TOS, TTL/protocol, addresses; options likewise.
     if (a[0] != b[0] || a[1] != b[1] || a[8] != b[8] || a[9] != b[9]) return false;
-    if ((get16(a + 6) & 0x4000) != (get16(b + 6) & 0x4000)) return false;  // DF
+    if ((load_be16(a + 6) & 0x4000) != (load_be16(b + 6) & 0x4000)) return false;  // DF
     if (std::memcmp(a + 12, b + 12, pi.l3_len - 12) != 0) return false;
   } else {
     if (std::memcmp(a, b, 4) != 0) return false;  // version, class, flow label
@@ -182,14 +169,14 @@ bool can_append(const uint8_t* head, const TcpInfo& hi, uint32_t next_seq, uint1
 void finish_coalesced(uint8_t* pkt, size_t len, const TcpInfo& hi, uint16_t gso_size, VnetHdr* vh) {
   const size_t tcp_len = len - hi.l3_len;
   if (hi.v6) {
-    put16(pkt + 4, static_cast<uint16_t>(tcp_len));
+    store_be16(pkt + 4, static_cast<uint16_t>(tcp_len));
   } else {
-    put16(pkt + 2, static_cast<uint16_t>(len));
+    store_be16(pkt + 2, static_cast<uint16_t>(len));
     ip4_checksum(pkt, hi.l3_len);
   }
   uint8_t* th = pkt + hi.l3_len;
   th[16] = th[17] = 0;
-  put16(th + 16, csum_fold(pseudo_sum(pkt, hi, tcp_len)));
+  store_be16(th + 16, csum_fold(pseudo_sum(pkt, hi, tcp_len)));
   vh->flags = kNeedsCsum;
   vh->gso_type = hi.v6 ? kGsoTcpV6 : kGsoTcpV4;
   vh->hdr_len = static_cast<uint16_t>(hi.l3_len + hi.l4_len);

@@ -25,6 +25,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/bytes.h"
 #include "common/log.h"
 #include "dataplane/offload.h"
 #include "dataplane/tun.h"
@@ -49,10 +50,6 @@ constexpr auto kRelaxed = std::memory_order_relaxed;
 // instruction; readers on other threads see a torn-free 64-bit value.
 inline void bump(std::atomic<uint64_t>& c, uint64_t v = 1) {
   c.store(c.load(kRelaxed) + v, kRelaxed);
-}
-
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
 // Per-worker counters of one SA, one tunnel or the whole engine; each
@@ -792,7 +789,7 @@ void UserspaceDataplane::Impl::Worker::on_recv(unsigned kind, const io_uring_cqe
         const size_t len = std::min(seg, plen - off);
         if (len == 1 && d[0] == 0xff) {  // RFC 3948 §2.3 NAT keepalive
           bump(g().keepalives_rx);
-        } else if (len >= 4 && be32(d) == 0) {  // non-ESP marker: IKE (§2.2)
+        } else if (len >= 4 && load_be32(d) == 0) {  // non-ESP marker: IKE (§2.2)
           bump(g().ike_rx);
           if (eng->ike) {
             Endpoint f;
@@ -813,7 +810,7 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
     bump(g().malformed);
     return;
   }
-  const uint32_t spi = be32(esp);
+  const uint32_t spi = load_be32(esp);
   auto it = snap->in.find(spi);
   if (it == snap->in.end()) {
     bump(g().unknown_spi);
@@ -832,7 +829,7 @@ void UserspaceDataplane::Impl::Worker::on_esp(const uint8_t* esp, size_t len, co
   }
   // RFC 4303 §3.4.3: the replay check precedes the ICV check, the window
   // update follows it.
-  const uint64_t seq = sa.replay.infer(be32(esp + 4));
+  const uint64_t seq = sa.replay.infer(load_be32(esp + 4));
   if (sa.replay.check(seq) != esp::ReplayWindow::Check::Ok) {
     bump(sl.replay);
     return;

@@ -7,16 +7,11 @@
 
 #include <cstring>
 
+#include "common/bytes.h"
+
 namespace xgw::esp {
 
 namespace {
-
-void put32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
 
 // Random IVs for CBC come from a per-thread pool refilled in 4 KiB chunks,
 // one RAND_bytes call per ~250 packets instead of one per packet.
@@ -125,10 +120,10 @@ bool EspCipher::gcm_begin(EVP_CIPHER_CTX* ctx, int enc, const uint8_t* spi, cons
   std::memcpy(aad, spi, 4);
   size_t aad_len = 4;
   if (esn_) {
-    put32(aad + aad_len, static_cast<uint32_t>(seq >> 32));
+    store_be32(aad + aad_len, static_cast<uint32_t>(seq >> 32));
     aad_len += 4;
   }
-  put32(aad + aad_len, static_cast<uint32_t>(seq));
+  store_be32(aad + aad_len, static_cast<uint32_t>(seq));
   aad_len += 4;
   int n = 0;
   return EVP_CipherUpdate(ctx, nullptr, &n, aad, static_cast<int>(aad_len)) == 1;
@@ -149,7 +144,7 @@ bool EspCipher::mac(std::span<const uint8_t> data, uint32_t seq_hi, uint8_t* icv
     // RFC 4303 §3.3.2.2: the high-order 32 bits are appended for the ICV
     // only, never sent.
     uint8_t hi[4];
-    put32(hi, seq_hi);
+    store_be32(hi, seq_hi);
     if (EVP_MAC_update(mac_, hi, 4) != 1) return false;
   }
   if (EVP_MAC_final(mac_, full, &out_len, sizeof(full)) != 1 || out_len < icv_len_) return false;
@@ -166,16 +161,16 @@ size_t EspCipher::seal(uint32_t spi, uint64_t seq, std::span<const uint8_t> payl
   if (out.size() < total) return 0;
 
   uint8_t* p = out.data();
-  put32(p, spi);
-  put32(p + 4, static_cast<uint32_t>(seq));
+  store_be32(p, spi);
+  store_be32(p + 4, static_cast<uint32_t>(seq));
   uint8_t* ivp = p + kEspHeaderLen;
   uint8_t* ct = ivp + iv_len_;
   if (iv != nullptr) {
     std::memcpy(ivp, iv, iv_len_);
   } else if (aead_) {
     const uint64_t v = seq + iv_offset_;
-    put32(ivp, static_cast<uint32_t>(v >> 32));
-    put32(ivp + 4, static_cast<uint32_t>(v));
+    store_be32(ivp, static_cast<uint32_t>(v >> 32));
+    store_be32(ivp + 4, static_cast<uint32_t>(v));
   } else if (iv_len_ && !t_random.take(ivp, iv_len_)) {
     return 0;
   }
@@ -232,9 +227,7 @@ OpenStatus EspCipher::open(std::span<const uint8_t> esp, uint64_t seq, std::span
   const uint8_t* p = esp.data();
   // The caller's 64-bit number must extend the packet's own low 32 bits, so
   // GCM and CBC+HMAC reject the same inputs.
-  const uint32_t seq_lo =
-      (uint32_t{p[4]} << 24) | (uint32_t{p[5]} << 16) | (uint32_t{p[6]} << 8) | p[7];
-  if (seq_lo != static_cast<uint32_t>(seq)) return OpenStatus::IcvMismatch;
+  if (load_be32(p + 4) != static_cast<uint32_t>(seq)) return OpenStatus::IcvMismatch;
   const uint8_t* ivp = p + kEspHeaderLen;
   const uint8_t* ct = ivp + iv_len_;
   const uint8_t* icv = ct + ct_len;
