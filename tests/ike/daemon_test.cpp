@@ -1,0 +1,485 @@
+// Two IKEv2 daemons back to back on a simulated clock (ike_pair.h). Every
+// exchange test runs in both roles: peer A initiates, then peer B does.
+#include <gtest/gtest.h>
+
+#include "ike_pair.h"
+
+namespace xgw::ike::test {
+namespace {
+
+using dp::Direction;
+
+std::vector<std::pair<Direction, uint32_t>> sa_keys(const dp::MockDataplane& d) {
+  std::vector<std::pair<Direction, uint32_t>> v;
+  for (const auto& [k, s] : d.sas()) v.push_back(k);
+  return v;
+}
+
+class IkePair : public ::testing::TestWithParam<bool> {
+ protected:
+  IkePair() : IkePair(SimNet::fast_options()) {}
+  explicit IkePair(DaemonOptions o) : net(o) {
+    a = &net.add_peer("a", "192.0.2.1");
+    b = &net.add_peer("b", "198.51.100.1");
+    ca = basic_conn(*a, *b, true);
+    cb = basic_conn(*a, *b, false);
+  }
+
+  // The peer that initiates in this run, and the other one.
+  Peer& ini() { return GetParam() ? *a : *b; }
+  Peer& res() { return GetParam() ? *b : *a; }
+  ConnConfig& ini_cfg() { return GetParam() ? ca : cb; }
+  ConnConfig& res_cfg() { return GetParam() ? cb : ca; }
+
+  void load() {
+    ASSERT_TRUE(a->d->upsert(ca).has_value());
+    ASSERT_TRUE(b->d->upsert(cb).has_value());
+  }
+  void connect() {
+    load();
+    ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+    net.pump();
+  }
+  ConnStatus st(Peer& p) { return *p.d->status(p.name == "a" ? ca.name : cb.name); }
+
+  // Each side's outbound SA must be the other's inbound one: same SPI,
+  // same keys and transforms.
+  void expect_twinned(size_t children = 1) {
+    auto sa = a->dp->sas();
+    auto sb = b->dp->sas();
+    size_t outs = 0;
+    for (const auto& [k, s] : sa) {
+      if (k.first != Direction::Out) continue;
+      ++outs;
+      auto it = sb.find({Direction::In, s.spi});
+      ASSERT_NE(it, sb.end()) << "b has no inbound SA " << s.spi;
+      EXPECT_EQ(it->second.encr_key, s.encr_key);
+      EXPECT_EQ(it->second.integ_key, s.integ_key);
+      EXPECT_EQ(it->second.encr, s.encr);
+      EXPECT_EQ(it->second.integ, s.integ);
+      EXPECT_FALSE(s.encr_key.empty());
+    }
+    size_t outs_b = 0;
+    for (const auto& [k, s] : sb) {
+      if (k.first != Direction::Out) continue;
+      ++outs_b;
+      auto it = sa.find({Direction::In, s.spi});
+      ASSERT_NE(it, sa.end()) << "a has no inbound SA " << s.spi;
+      EXPECT_EQ(it->second.encr_key, s.encr_key);
+    }
+    EXPECT_EQ(outs, children);
+    EXPECT_EQ(outs_b, children);
+  }
+
+  SimNet net;
+  Peer* a;
+  Peer* b;
+  ConnConfig ca, cb;
+};
+
+INSTANTIATE_TEST_SUITE_P(Roles, IkePair, ::testing::Values(true, false), [](const auto& info) {
+  return info.param ? "a_initiates" : "b_initiates";
+});
+
+TEST_P(IkePair, EstablishesIkeAndChildSa) {
+  connect();
+  EXPECT_TRUE(st(*a).up);
+  EXPECT_TRUE(st(*b).up);
+  EXPECT_EQ(st(*a).state, "established");
+  expect_twinned();
+  auto sas = ini().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  EXPECT_EQ(sas[0].state, IkeState::Established);
+  EXPECT_TRUE(sas[0].initiator);
+  EXPECT_EQ(sas[0].algorithms, "aes128gcm16-prfsha256-modp2048");
+  ASSERT_EQ(sas[0].children.size(), 1u);
+  EXPECT_EQ(sas[0].children[0].algorithms, "aes128gcm16");
+  // Traffic selectors as configured; policies (trap) installed on both.
+  EXPECT_EQ(a->dp->policies().size(), 1u);
+  EXPECT_EQ(b->dp->policies().size(), 1u);
+  EXPECT_EQ(ini().d->counters().ike_established, 1u);
+  EXPECT_EQ(res().d->counters().child_established, 1u);
+  // SA_INIT, AUTH: two requests, two responses.
+  EXPECT_EQ(net.log.size(), 4u);
+}
+
+TEST_P(IkePair, CbcProposalsAndSeveralSubnets) {
+  for (auto* c : {&ca, &cb}) {
+    c->ike = {*parse_ike_proposal("aes256-sha512-ecp384"),
+              *parse_ike_proposal("3des-sha1-modp1024")};
+    c->esp = {*parse_esp_proposal("aes128-sha256")};
+  }
+  ca.children[0].remote_ts.push_back(*net::Cidr::parse("10.3.0.0/24"));
+  cb.children[0].local_ts.push_back(*net::Cidr::parse("10.3.0.0/24"));
+  connect();
+  EXPECT_TRUE(st(*a).up);
+  expect_twinned();
+  auto sas = a->d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  EXPECT_EQ(sas[0].algorithms, "aes256-sha512-prfsha512-ecp384");
+  EXPECT_EQ(sas[0].children[0].remote_ts.size(), 2u);
+  EXPECT_EQ(a->dp->policies().size(), 2u);
+}
+
+TEST_P(IkePair, RetransmitsLostRequests) {
+  load();
+  int n = 0;
+  // Lose the first IKE_SA_INIT request, the first IKE_AUTH request and the
+  // response to its retransmission (the responder then replays its cache).
+  net.filter = [&](Datagram&) { return ++n != 1 && n != 4 && n != 6; };
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.run_for(10000);
+  EXPECT_TRUE(st(*a).up);
+  EXPECT_TRUE(st(*b).up);
+  EXPECT_GE(ini().d->counters().retransmits, 2u);
+  // The responder answered the retransmitted AUTH from its cache.
+  EXPECT_GE(res().d->counters().retransmits, 1u);
+  expect_twinned();
+}
+
+TEST_P(IkePair, PeerNotResponding) {
+  ini_cfg().start_immediately = true;
+  load();
+  net.filter = [&](Datagram& d) { return d.to.addr != res().addr; };
+  net.run_for(7500);  // 1 + 2 + 4 s
+  auto s = st(ini());
+  EXPECT_EQ(s.failure, Failure::PeerNotResponding) << to_string(s.failure);
+  EXPECT_FALSE(s.up);
+  // start_immediately: it tries again later, and succeeds once the peer answers.
+  net.filter = nullptr;
+  net.run_for(30000);
+  EXPECT_TRUE(st(ini()).up);
+}
+
+TEST_P(IkePair, InvalidKeRetriesWithTheResponderGroup) {
+  ini_cfg().ike = {*parse_ike_proposal("aes128-sha256-modp2048"),
+                   *parse_ike_proposal("aes128-sha256-ecp256")};
+  res_cfg().ike = {*parse_ike_proposal("aes128-sha256-ecp256")};
+  connect();
+  EXPECT_TRUE(st(*a).up);
+  auto sas = ini().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  EXPECT_EQ(sas[0].algorithms, "aes128-sha256-prfsha256-ecp256");
+}
+
+TEST_P(IkePair, CookiesUnderLoad) {
+  DaemonOptions o = SimNet::fast_options();
+  o.cookie_threshold = 0;  // always demand a cookie
+  SimNet n2(o);
+  auto& x = n2.add_peer("a", "192.0.2.1");
+  auto& y = n2.add_peer("b", "198.51.100.1");
+  auto cx = basic_conn(x, y, true), cy = basic_conn(x, y, false);
+  ASSERT_TRUE(x.d->upsert(cx).has_value());
+  ASSERT_TRUE(y.d->upsert(cy).has_value());
+  Peer& i = GetParam() ? x : y;
+  Peer& r = GetParam() ? y : x;
+  ASSERT_TRUE(i.d->initiate(GetParam() ? cx.name : cy.name).has_value());
+  n2.pump();
+  EXPECT_EQ(r.d->counters().cookies_sent, 1u);
+  EXPECT_TRUE(x.d->status(cx.name)->up);
+  EXPECT_TRUE(y.d->status(cy.name)->up);
+}
+
+TEST_P(IkePair, ChildRekeyKeepsAnOutboundSaAtAllTimes) {
+  ca.child_lifetime_s = cb.child_lifetime_s = 120;
+  // Only the initiator's timer fires first: give the other side a long one.
+  res_cfg().child_lifetime_s = 3600;
+  connect();
+  const auto before = ini().dp->sas();
+  bool gap = false;
+  for (int i = 0; i < 1300; ++i) {
+    net.run_for(100, 100);
+    for (Peer* p : {a, b}) {
+      bool has_out = false;
+      for (const auto& [k, s] : p->dp->sas()) has_out |= k.first == Direction::Out;
+      gap |= !has_out;
+    }
+  }
+  EXPECT_FALSE(gap) << "a moment without an outbound SA";
+  EXPECT_GE(ini().d->counters().child_rekeyed, 1u);
+  EXPECT_GE(res().d->counters().child_rekeyed, 1u);
+  expect_twinned();
+  // The old SAs are gone: new SPIs only.
+  for (const auto& [k, s] : ini().dp->sas()) EXPECT_EQ(before.count(k), 0u) << k.second;
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+}
+
+TEST_P(IkePair, IkeRekeyMovesChildren) {
+  ini_cfg().ike_lifetime_s = 300;
+  connect();
+  const auto children_before = sa_keys(*ini().dp);
+  net.run_for(300000, 500);
+  EXPECT_GE(ini().d->counters().ike_rekeyed, 1u);
+  EXPECT_GE(res().d->counters().ike_rekeyed, 1u);
+  auto si = ini().d->sas();
+  auto sr = res().d->sas();
+  ASSERT_EQ(si.size(), 1u);  // the old IKE SA was deleted
+  ASSERT_EQ(sr.size(), 1u);
+  EXPECT_EQ(si[0].spi_i, sr[0].spi_i);
+  EXPECT_EQ(si[0].spi_r, sr[0].spi_r);
+  EXPECT_EQ(sa_keys(*ini().dp), children_before) << "CHILD_SAs survive an IKE rekey";
+  // The new IKE SA works: a CHILD_SA rekey over it.
+  ASSERT_EQ(si[0].children.size(), 1u);
+  dp::Event ev;
+  ev.kind = dp::Event::Kind::SoftExpire;
+  ev.dir = Direction::In;
+  ev.spi = si[0].children[0].spi_in;
+  ini().dp->inject_event(ev);
+  for (const auto& e : ini().dp->poll_events()) ini().d->on_event(e);
+  net.pump();
+  EXPECT_GE(ini().d->counters().child_rekeyed, 1u);
+  expect_twinned();
+}
+
+TEST_P(IkePair, DpdDeclaresADeadPeerWithinIntervalPlusTimeout) {
+  connect();
+  ASSERT_TRUE(st(ini()).up);
+  Peer& victim = res();
+  net.filter = [&](Datagram& d) { return !(d.from.addr == victim.addr); };
+  const uint64_t t0 = net.clock.now_ms();
+  uint64_t dead_at = 0;
+  for (int i = 0; i < 600 && !dead_at; ++i) {
+    net.run_for(100, 100);
+    if (st(ini()).failure == Failure::DeadPeer) dead_at = net.clock.now_ms();
+  }
+  ASSERT_NE(dead_at, 0u);
+  const auto& cfg = ini_cfg().dpd;
+  EXPECT_LE(dead_at - t0, (cfg.interval_s + cfg.timeout_s) * 1000ull + 1000);
+  EXPECT_GE(dead_at - t0, cfg.interval_s * 1000ull);
+  EXPECT_TRUE(ini().dp->sas().empty()) << "the dead peer's SAs are removed";
+  EXPECT_EQ(ini().d->counters().dead_peers, 1u);
+}
+
+TEST_P(IkePair, DpdKeepsALivePeer) {
+  connect();
+  net.run_for(120000, 500);
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  EXPECT_EQ(ini().d->counters().dead_peers + res().d->counters().dead_peers, 0u);
+}
+
+TEST_P(IkePair, WrongPsk) {
+  res_cfg().psk = "another-key";
+  connect();
+  EXPECT_FALSE(st(*a).up);
+  EXPECT_EQ(st(res()).failure, Failure::PskMismatch);
+  EXPECT_EQ(st(ini()).failure, Failure::AuthFailed);
+  EXPECT_TRUE(a->dp->sas().empty() && b->dp->sas().empty());
+}
+
+TEST_P(IkePair, WrongIdExpectedByInitiator) {
+  ini_cfg().remote_id = Identity::fqdn("gw.example.net");
+  connect();
+  EXPECT_EQ(st(ini()).failure, Failure::IdMismatch);
+  EXPECT_NE(st(ini()).failure_detail.find("expected gw.example.net"), std::string::npos);
+}
+
+TEST_P(IkePair, WrongIdExpectedByResponder) {
+  res_cfg().remote_id = Identity::fqdn("branch.example.net");
+  connect();
+  EXPECT_EQ(st(res()).failure, Failure::IdMismatch);
+  EXPECT_EQ(st(ini()).failure, Failure::AuthFailed);
+}
+
+TEST_P(IkePair, FqdnIdentities) {
+  ca.local_id = cb.remote_id = Identity::fqdn("a.example.org");
+  cb.local_id = ca.remote_id = Identity::fqdn("b.example.org");
+  connect();
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  EXPECT_EQ(ini().d->sas()[0].remote_id, GetParam() ? "b.example.org" : "a.example.org");
+}
+
+TEST_P(IkePair, NoCommonIkeProposal) {
+  ini_cfg().ike = {*parse_ike_proposal("aes256-sha256-modp2048")};
+  res_cfg().ike = {*parse_ike_proposal("3des-md5-modp2048")};
+  connect();
+  EXPECT_EQ(st(ini()).failure, Failure::ProposalMismatch);
+  EXPECT_EQ(st(res()).failure, Failure::ProposalMismatch);
+  // The responder says what each side offered.
+  EXPECT_NE(st(res()).failure_detail.find("aes256"), std::string::npos) << st(res()).failure_detail;
+  EXPECT_NE(st(res()).failure_detail.find("3des"), std::string::npos);
+}
+
+TEST_P(IkePair, DhGroupMismatch) {
+  ini_cfg().ike = {*parse_ike_proposal("aes128-sha256-modp2048")};
+  res_cfg().ike = {*parse_ike_proposal("aes128-sha256-ecp256")};
+  connect();
+  EXPECT_EQ(st(res()).failure, Failure::DhGroupMismatch);
+  EXPECT_FALSE(st(ini()).up);
+}
+
+TEST_P(IkePair, TrafficSelectorMismatch) {
+  res_cfg().children[0].remote_ts = {*net::Cidr::parse("172.16.0.0/16")};
+  connect();
+  EXPECT_EQ(st(res()).failure, Failure::TsMismatch);
+  EXPECT_EQ(st(ini()).failure, Failure::TsMismatch);
+  // The IKE SA stands (§1.2); no CHILD_SA.
+  EXPECT_EQ(ini().d->sas().size(), 1u);
+  EXPECT_EQ(st(ini()).state, "partial");
+  EXPECT_TRUE(ini().dp->sas().empty());
+}
+
+TEST_P(IkePair, EspProposalMismatch) {
+  ini_cfg().esp = {*parse_esp_proposal("aes256-sha256")};
+  res_cfg().esp = {*parse_esp_proposal("aes128-sha1")};
+  connect();
+  EXPECT_EQ(st(ini()).failure, Failure::ChildProposalMismatch);
+  EXPECT_EQ(st(res()).failure, Failure::ChildProposalMismatch);
+}
+
+TEST_P(IkePair, PfsMismatchShowsAtRekey) {
+  ini_cfg().esp = {*parse_esp_proposal("aes128gcm16-modp2048")};
+  ini_cfg().child_lifetime_s = 100;
+  res_cfg().esp = {*parse_esp_proposal("aes128gcm16")};
+  connect();
+  EXPECT_TRUE(st(ini()).up) << "IKE_AUTH carries no KE: PFS does not matter yet";
+  net.run_for(100000, 500);
+  EXPECT_EQ(st(ini()).failure, Failure::PfsMismatch);
+  EXPECT_EQ(st(res()).failure, Failure::PfsMismatch);
+}
+
+TEST_P(IkePair, PfsRekey) {
+  for (auto* c : {&ca, &cb}) c->esp = {*parse_esp_proposal("aes128gcm16-ecp256")};
+  ini_cfg().child_lifetime_s = 100;
+  connect();
+  net.run_for(100000, 500);
+  EXPECT_GE(ini().d->counters().child_rekeyed, 1u);
+  expect_twinned();
+}
+
+TEST_P(IkePair, NarrowedSelectorsSplitIntoOneChildPerRelation) {
+  ini_cfg().children[0].remote_ts = {*net::Cidr::parse("10.2.0.0/16"),
+                                     *net::Cidr::parse("10.3.0.0/16")};
+  // The responder has the two remote subnets as separate rules.
+  ChildConfig second = res_cfg().children[0];
+  second.name = "rule2";
+  second.local_ts = {*net::Cidr::parse("10.3.0.0/16")};
+  res_cfg().children[0].local_ts = {*net::Cidr::parse("10.2.0.0/16")};
+  res_cfg().children.push_back(second);
+  connect();
+  net.pump();
+  EXPECT_TRUE(st(ini()).up);
+  EXPECT_TRUE(st(res()).up);
+  auto sas = ini().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  ASSERT_EQ(sas[0].children.size(), 2u);
+  EXPECT_EQ(sas[0].children[0].remote_ts, std::vector<std::string>{"10.2.0.0/16"});
+  EXPECT_EQ(sas[0].children[1].remote_ts, std::vector<std::string>{"10.3.0.0/16"});
+  expect_twinned(2);
+}
+
+TEST_P(IkePair, AcquireStartsNegotiation) {
+  load();
+  EXPECT_TRUE(net.log.empty());
+  auto pol = ini().dp->policies();
+  ASSERT_EQ(pol.size(), 1u);
+  dp::Event ev;
+  ev.kind = dp::Event::Kind::Acquire;
+  ev.tunnel_id = pol.begin()->second.tunnel_id;
+  ev.policy_id = pol.begin()->first;
+  ini().d->on_event(ev);
+  net.pump();
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+}
+
+TEST_P(IkePair, TerminateDeletesOnBothSides) {
+  connect();
+  ini().d->terminate(ini_cfg().name);
+  net.pump();
+  EXPECT_TRUE(a->dp->sas().empty());
+  EXPECT_TRUE(b->dp->sas().empty());
+  EXPECT_EQ(st(res()).failure, Failure::PeerDeleted);
+  EXPECT_TRUE(res().d->sas().empty());
+}
+
+TEST_P(IkePair, ReconfiguringAConnectionRenegotiates) {
+  ini_cfg().start_immediately = true;
+  connect();
+  const auto old = sa_keys(*ini().dp);
+  // A lifetime change applies in place.
+  ini_cfg().child_lifetime_s = 1800;
+  ASSERT_TRUE(ini().d->upsert(ini_cfg()).has_value());
+  net.pump();
+  EXPECT_EQ(sa_keys(*ini().dp), old);
+  // A proposal change renegotiates.
+  for (auto* c : {&ca, &cb}) c->esp = {*parse_esp_proposal("aes256gcm16")};
+  ASSERT_TRUE(res().d->upsert(res_cfg()).has_value());
+  ASSERT_TRUE(ini().d->upsert(ini_cfg()).has_value());
+  net.pump();
+  net.run_for(2000);
+  EXPECT_TRUE(st(ini()).up);
+  EXPECT_EQ(ini().d->sas()[0].children[0].algorithms, "aes256gcm16");
+  // Removal takes the SAs and the policies away.
+  ini().d->remove(ini_cfg().name);
+  net.pump();
+  EXPECT_TRUE(ini().dp->sas().empty());
+  EXPECT_TRUE(ini().dp->policies().empty());
+}
+
+TEST_P(IkePair, MalformedMessagesAreCountedNotFatal) {
+  connect();
+  Peer& r = res();
+  const dp::Endpoint from{ini().addr, 500}, to{r.addr, 500};
+  const auto before = r.d->counters();
+  // Garbage, a header with a bad length, a truncated copy of the AUTH.
+  r.d->receive(Bytes(7, 0xab), from, to);
+  Bytes hdr(28, 0);
+  hdr[17] = 0x20;
+  hdr[18] = 34;
+  hdr[19] = 0x08;
+  hdr[27] = 200;
+  r.d->receive(hdr, from, to);
+  Bytes auth = net.log[2].data;
+  r.d->receive(std::span(auth).first(auth.size() - 5), from, to);
+  // A valid header followed by garbage: an IKE_SA_INIT with junk payloads.
+  Bytes junk = net.log[0].data;
+  junk.resize(40, 0xee);
+  junk[27] = 40;
+  r.d->receive(junk, from, to);
+  // An unknown critical payload in IKE_SA_INIT gets UNSUPPORTED_CRITICAL_PAYLOAD.
+  Bytes crit = net.log[0].data;
+  crit[8] = 0;
+  crit[0] ^= 0x55;  // another SPIi: a new request
+  Bytes extra = {0, 0x80, 0, 8, 1, 2, 3, 4};
+  // Chain it first: header next = 99 (unknown), its next = the old first.
+  extra[0] = crit[16];
+  crit[16] = 99;
+  crit.insert(crit.begin() + 28, extra.begin(), extra.end());
+  crit[24] = 0;
+  crit[25] = 0;
+  crit[26] = static_cast<uint8_t>(crit.size() >> 8);
+  crit[27] = static_cast<uint8_t>(crit.size());
+  net.queue.clear();
+  r.d->receive(crit, from, to);
+  ASSERT_EQ(net.queue.size(), 1u);
+  auto reply = parse_message(net.queue.front().data);
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_NE(reply->notify(Notify::UnsupportedCriticalPayload), nullptr);
+  net.queue.clear();
+  const auto after = r.d->counters();
+  EXPECT_GE(after.malformed, before.malformed + 4);
+  EXPECT_EQ(after.unsupported_critical, before.unsupported_critical + 1);
+  // A replayed AUTH with a flipped ciphertext byte fails integrity.
+  Bytes flipped = net.log[2].data;
+  flipped[flipped.size() - 20] ^= 1;
+  r.d->receive(flipped, from, to);
+  // The SA still works.
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  net.run_for(60000, 500);
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+}
+
+TEST(IkeDaemon, RejectsBadConfiguration) {
+  SimNet net;
+  auto& a = net.add_peer("a", "192.0.2.1");
+  auto& b = net.add_peer("b", "198.51.100.1");
+  auto c = basic_conn(a, b, true);
+  c.psk.clear();
+  EXPECT_FALSE(a.d->upsert(c).has_value());
+  c = basic_conn(a, b, true);
+  c.ike.clear();
+  EXPECT_FALSE(a.d->upsert(c).has_value());
+  EXPECT_TRUE(a.d->connections().empty());
+}
+
+}  // namespace
+}  // namespace xgw::ike::test
