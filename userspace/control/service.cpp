@@ -76,6 +76,21 @@ void ControlPlane::set_observer(std::function<void(const Change&)> f) {
   observer_ = std::move(f);
 }
 
+void ControlPlane::set_connection_overlay(std::function<void(Json&)> f) {
+  std::lock_guard lk(mu_);
+  overlay_ = std::move(f);
+}
+
+void ControlPlane::set_sa_provider(std::function<Json()> f) {
+  std::lock_guard lk(mu_);
+  sa_provider_ = std::move(f);
+}
+
+ControlPlane::Result ControlPlane::list_ike_sas() {
+  std::lock_guard lk(mu_);
+  return Json{{"ike_sas", sa_provider_ ? sa_provider_() : Json::array()}};
+}
+
 void ControlPlane::notify(const Change& c) {
   std::function<void(const Change&)> f;
   {
@@ -343,6 +358,7 @@ ControlPlane::Result ControlPlane::list_connections() {
     for (const auto& g : *gws)
       if (g.id == c.vgw_id) gw = &g;
     out.push_back(to_json(c, true, gw));
+    if (overlay_) overlay_(out.back());
   }
   return wrap("vpn_connections", out);
 }
@@ -352,7 +368,9 @@ ControlPlane::Result ControlPlane::get_connection(const std::string& id) {
   XGW_TRY_STORE(c, store_.connection(id));
   if (!*c) return unexpected(not_found("no VPN connection " + id));
   XGW_TRY_STORE(gw, store_.gateway((*c)->vgw_id));
-  return wrap("vpn_connection", to_json(**c, true, *gw ? &**gw : nullptr));
+  Json view = to_json(**c, true, *gw ? &**gw : nullptr);
+  if (overlay_) overlay_(view);
+  return wrap("vpn_connection", view);
 }
 
 ControlPlane::Result ControlPlane::update_connection(const std::string& id, const Json& body) {

@@ -34,6 +34,12 @@ class ControlPlane {
   Quotas quotas() const;
   // Called after each committed mutation, outside the lock.
   void set_observer(std::function<void(const Change&)> f);
+  // Adds live state (tunnel status, negotiation status, failure reason) to
+  // every connection view the API returns; called under the lock.
+  void set_connection_overlay(std::function<void(Json&)> f);
+  // The live IKE SAs (GET /v1/ike-sas); empty when xgwd runs without IKE.
+  void set_sa_provider(std::function<Json()> f);
+  Result list_ike_sas();
 
   Result create_gateway(const Json& body);
   Result list_gateways();
@@ -67,6 +73,8 @@ class ControlPlane {
   Clock clock_;
   mutable std::mutex mu_;
   std::function<void(const Change&)> observer_;
+  std::function<void(Json&)> overlay_;
+  std::function<Json()> sa_provider_;
 };
 
 }  // namespace xgw::control

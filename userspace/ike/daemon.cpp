@@ -2330,8 +2330,13 @@ std::vector<IkeSaStatus> Daemon::sas() const {
     s.algorithms = sa->state == IkeState::Connecting && !sa->prf ? "" : to_string(sa->algs);
     s.nat_local = sa->nat_local;
     s.nat_remote = sa->nat_remote;
+    const uint64_t now = impl_->now();
+    auto since = [now](uint64_t t) { return t && now > t ? (now - t) / 1000 : 0; };
+    auto until = [now](uint64_t t) { return t > now ? (t - now) / 1000 : 0; };
     s.established_at_ms = sa->established_at;
     s.rekey_at_ms = sa->rekey_at;
+    s.established_for_s = since(sa->established_at);
+    s.rekey_in_s = until(sa->rekey_at);
     for (const auto& ch : sa->children) {
       ChildStatus cs;
       cs.name = ch.name;
@@ -2344,6 +2349,10 @@ std::vector<IkeSaStatus> Daemon::sas() const {
       cs.installed_at_ms = ch.installed_at;
       cs.rekey_at_ms = ch.rekey_at;
       cs.rekeying = ch.rekeyed;
+      cs.installed_for_s = since(ch.installed_at);
+      cs.rekey_in_s = until(ch.rekey_at);
+      cs.encap = ch.encap;
+      cs.out_installed = ch.out_installed;
       if (auto c = impl_->dp.sa_counters(dp::Direction::In, ch.spi_in)) {
         cs.bytes_in = c->bytes;
         cs.packets_in = c->packets;

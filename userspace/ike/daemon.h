@@ -70,6 +70,9 @@ struct ChildStatus {
   std::string algorithms;
   std::vector<std::string> local_ts, remote_ts;
   uint64_t installed_at_ms = 0, rekey_at_ms = 0;
+  uint64_t installed_for_s = 0, rekey_in_s = 0;  // relative to now (0: no rekey scheduled)
+  bool encap = false;                            // ESP in UDP (RFC 3948)
+  bool out_installed = true;
   uint64_t bytes_in = 0, bytes_out = 0, packets_in = 0, packets_out = 0;
   bool rekeying = false;
 };
@@ -85,6 +88,7 @@ struct IkeSaStatus {
   std::string algorithms;
   bool nat_local = false, nat_remote = false;
   uint64_t established_at_ms = 0, rekey_at_ms = 0;
+  uint64_t established_for_s = 0, rekey_in_s = 0;
   std::vector<ChildStatus> children;
 };
 

@@ -3,8 +3,6 @@
 // docs/esp.md), not a production configuration path: production SAs come
 // from the IKE daemons through the same Dataplane interface.
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,26 +14,17 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "common/process.h"
 #include "dataplane/userspace_dataplane.h"
 #include "static_config.h"
-
-extern char** environ;
 
 namespace {
 
 using xgw::dp::Direction;
 
 int run_ip(std::vector<std::string> args) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>("ip"));
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, "ip", nullptr, nullptr, argv.data(), environ) != 0) return -1;
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  args.insert(args.begin(), "ip");
+  return xgw::run_program(args);
 }
 
 nlohmann::json stats(xgw::dp::UserspaceDataplane& dp, const xgw::esp_static::StaticConfig& cfg,

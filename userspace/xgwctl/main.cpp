@@ -462,6 +462,20 @@ int main(int argc, char** argv) {
       "`xgwctl connection update NAME --psk NEW`. See examples/site-to-site.yaml.");
   apply_cmd->callback([&] { action = [&] { return cmd_apply(g, apply_file, dry_run); }; });
 
+  app.add_subcommand("list-sas", "list the live IKE SAs and CHILD_SAs (like swanctl --list-sas)")
+      ->callback([&] {
+        action = [&] {
+          auto api = connect(g);
+          Json r = ok(api->call("GET", "/v1/ike-sas", nullptr));
+          const Json sas = r.value("ike_sas", Json::array());
+          if (g.json)
+            print_json(Json{{"ike_sas", sas}});
+          else
+            std::cout << format_sas(sas);
+          return 0;
+        };
+      });
+
   app.add_subcommand("version", "print xgwctl's version")->callback([&] {
     action = [] {
       std::cout << "xgwctl " << XGW_VERSION << "\n";

@@ -1,6 +1,7 @@
 #include "xgwctl/output.h"
 
 #include <algorithm>
+#include <sstream>
 
 namespace xgw::ctl {
 namespace {
@@ -144,6 +145,58 @@ std::string format_show(const Json& obj, const NameIndex& names) {
   std::string out;
   for (const auto& [k, v] : lines) out += k + ": " + v + "\n";
   return out;
+}
+
+namespace {
+
+std::string ago(const Json& j, const char* key) {
+  const uint64_t s = j.value(key, uint64_t{0});
+  if (s < 120) return std::to_string(s) + "s";
+  if (s < 7200) return std::to_string(s / 60) + "m";
+  return std::to_string(s / 3600) + "h";
+}
+
+std::string joined(const Json& list) {
+  std::string out;
+  for (const auto& x : list) out += (out.empty() ? "" : " ") + x.get<std::string>();
+  return out;
+}
+
+}  // namespace
+
+std::string format_sas(const Json& sas) {
+  std::ostringstream o;
+  for (const auto& sa : sas) {
+    o << sa.value("connection", "") << ": #" << sa.value("ike_sa_id", 0) << ", "
+      << sa.value("state", "") << ", IKEv" << sa.value("version", 2) << ", "
+      << sa.value("spi_i", "") << "_i" << (sa.value("initiator", false) ? "* " : " ")
+      << sa.value("spi_r", "") << "_r" << (sa.value("initiator", false) ? "" : "*") << "\n";
+    o << "  local  '" << sa.value("local_id", "") << "' @ " << sa.value("local", "")
+      << (sa.value("nat_local", false) ? " (behind NAT)" : "") << "\n";
+    o << "  remote '" << sa.value("remote_id", "") << "' @ " << sa.value("remote", "")
+      << (sa.value("nat_remote", false) ? " (behind NAT)" : "") << "\n";
+    if (!sa.value("algorithms", "").empty()) o << "  " << sa.value("algorithms", "") << "\n";
+    if (sa.value("state", "") == "ESTABLISHED") {
+      o << "  established " << ago(sa, "established_seconds") << " ago";
+      if (sa.value("rekey_in_seconds", 0) > 0) o << ", rekeying in " << ago(sa, "rekey_in_seconds");
+      o << "\n";
+    }
+    for (const auto& c : sa.value("children", Json::array())) {
+      o << "  " << c.value("name", "") << ": reqid " << c.value("reqid", 0) << ", "
+        << c.value("state", "") << ", " << c.value("mode", "")
+        << ", ESP:" << c.value("algorithms", "") << "\n";
+      o << "    installed " << ago(c, "installed_seconds") << " ago";
+      if (c.value("rekey_in_seconds", 0) > 0) o << ", rekeying in " << ago(c, "rekey_in_seconds");
+      o << "\n";
+      o << "    in  " << c.value("spi_in", "") << ", " << c.value("bytes_in", 0) << " bytes, "
+        << c.value("packets_in", 0) << " packets\n";
+      o << "    out " << c.value("spi_out", "") << ", " << c.value("bytes_out", 0) << " bytes, "
+        << c.value("packets_out", 0) << " packets\n";
+      o << "    local  " << joined(c.value("local_ts", Json::array())) << "\n";
+      o << "    remote " << joined(c.value("remote_ts", Json::array())) << "\n";
+    }
+  }
+  return o.str();
 }
 
 }  // namespace xgw::ctl

@@ -25,6 +25,9 @@ std::string format_list(const Resource& r, const Json& items, const NameIndex& n
 // as "SRC -> DST1, DST2". References get the referenced name in brackets.
 std::string format_show(const Json& obj, const NameIndex& names);
 
+// `xgwctl list-sas`: IKE SAs and their CHILD_SAs in swanctl --list-sas style.
+std::string format_sas(const Json& ike_sas);
+
 // The compact SPD summary used in tables, in --rule syntax: "SRC=DST1,DST2; ...".
 std::string rules_summary(const Json& conn);
 

@@ -87,6 +87,42 @@ Expected<void, std::string> parse_dataplane(const YAML::Node& v, DataplaneConfig
   return {};
 }
 
+Expected<void, std::string> parse_ike(const YAML::Node& v, IkeConfig& k) {
+  if (!v.IsMap()) return unexpected(std::string("config: 'ike' must be a mapping"));
+  std::string err;
+  k.enabled = true;
+  for (const auto& a : v) {
+    const auto key = a.first.as<std::string>();
+    const std::string path = "ike." + key;
+    if (key == "enabled") {
+      if (!read_scalar(a.second, path, k.enabled, err)) return unexpected(err);
+    } else if (key == "port") {
+      uint32_t port = 0;
+      if (!read_scalar(a.second, path, port, err)) return unexpected(err);
+      if (port == 0 || port > 65535 || port == 4500)
+        return unexpected(std::string("config: ike.port must be 1-65535 and not 4500 (NAT-T belongs to the data plane)"));
+      k.port = static_cast<uint16_t>(port);
+    } else if (key == "tun") {
+      if (!read_scalar(a.second, path, k.tun, err)) return unexpected(err);
+      if (k.tun.empty() || k.tun.size() > 15)
+        return unexpected(std::string("config: ike.tun must be an interface name (1-15 characters)"));
+    } else if (key == "mtu") {
+      if (!read_scalar(a.second, path, k.mtu, err)) return unexpected(err);
+      if (k.mtu < 576 || k.mtu > 9000) return unexpected(std::string("config: ike.mtu must be 576-9000"));
+    } else if (key == "workers") {
+      if (!read_scalar(a.second, path, k.workers, err)) return unexpected(err);
+      if (k.workers > 64) return unexpected(std::string("config: ike.workers must be 0-64"));
+    } else if (key == "raw_esp") {
+      if (!read_scalar(a.second, path, k.raw_esp, err)) return unexpected(err);
+    } else if (key == "install_routes") {
+      if (!read_scalar(a.second, path, k.install_routes, err)) return unexpected(err);
+    } else {
+      return unexpected("config: unknown key '" + path + "'");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
@@ -147,6 +183,8 @@ Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
       }
     } else if (key == "dataplane") {
       if (auto r = parse_dataplane(v, c.dataplane); !r) return unexpected(r.error());
+    } else if (key == "ike") {
+      if (auto r = parse_ike(v, c.ike); !r) return unexpected(r.error());
     } else {
       return unexpected("config: unknown key '" + key + "'");
     }

@@ -28,6 +28,18 @@ struct DataplaneConfig {
   std::map<std::string, DataplaneGateway> gateways;
 };
 
+// The IKEv2 daemon and the userspace ESP device its SAs go into
+// (present in the file with enabled: true).
+struct IkeConfig {
+  bool enabled = false;
+  uint16_t port = 500;
+  std::string tun = "xgw0";  // TAP device of the userspace ESP path
+  uint32_t mtu = 1400;
+  uint32_t workers = 0;        // 0: one per CPU
+  bool raw_esp = true;         // also raw ESP (IP 50) when no NAT is seen
+  bool install_routes = true;  // route the remote subnets into `tun`
+};
+
 struct Config {
   std::string state_dir = "/var/lib/xgw";
   std::string api_listen = "127.0.0.1:9740";
@@ -36,6 +48,7 @@ struct Config {
   std::string log_level = "info";
   control::Quotas quotas;
   DataplaneConfig dataplane;
+  IkeConfig ike;
 };
 
 // Applies the YAML document in `path` on top of `base`.

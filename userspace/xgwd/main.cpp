@@ -23,6 +23,9 @@
 #include "control/service.h"
 #include "store/store.h"
 #include "xgwd/config.h"
+#include "xgwd/ike_sync.h"
+#include "dataplane/userspace_dataplane.h"
+#include "ike/runtime.h"
 #include "xgwd/topology.h"
 #include "xgwd/xdp_sync.h"
 
@@ -210,6 +213,38 @@ int main(int argc, char** argv) {
     event_timer.expires_after(std::chrono::milliseconds(250));
     event_timer.async_wait(tick);
   }
+  // IKEv2 with the userspace ESP path: SAs negotiated for every IKEv2
+  // connection in the store, re-synced after every committed change.
+  std::unique_ptr<dp::UserspaceDataplane> esp_dp;
+  std::unique_ptr<ike::Runtime> ike_rt;
+  std::unique_ptr<xgwd::IkeSync> ike_sync;
+  if (cfg->ike.enabled) {
+    dp::UserspaceOptions uo;
+    uo.tun_name = cfg->ike.tun;
+    uo.mtu = cfg->ike.mtu;
+    uo.workers = cfg->ike.workers;
+    uo.raw_esp = cfg->ike.raw_esp;
+    auto created = dp::UserspaceDataplane::create(uo);
+    if (!created) {
+      log::error("ike.dataplane", {{"error", created.error()}});
+      return 1;
+    }
+    esp_dp = std::move(*created);
+    ike::RuntimeOptions ro;
+    ro.port = cfg->ike.port;
+    auto rt = ike::Runtime::create(io, *esp_dp, ro);
+    if (!rt) {
+      log::error("ike.start", {{"error", rt.error()}});
+      return 1;
+    }
+    ike_rt = std::move(*rt);
+    ike_sync = std::make_unique<xgwd::IkeSync>(**store, *ike_rt, cfg->ike);
+    cp.set_connection_overlay([&ike_sync](control::Json& v) { ike_sync->overlay(v); });
+    cp.set_sa_provider([&ike_sync] { return ike_sync->sas_json(); });
+    boost::asio::post(io, [&ike_sync] { (void)ike_sync->sync(); });
+    log::info("ike.started", {{"port", cfg->ike.port}, {"device", esp_dp->tun_name()},
+                              {"workers", esp_dp->workers()}});
+  }
   // Prometheus exposition: counters read at scrape time, the object
   // topology republished after every change.
   const double started =
@@ -243,7 +278,7 @@ int main(int argc, char** argv) {
   };
   boost::asio::post(io, refresh_metrics);
 
-  cp.set_observer([&io, activate, &schedule_sync, &refresh_metrics](const control::Change& c) {
+  cp.set_observer([&io, activate, &schedule_sync, &refresh_metrics, &ike_sync](const control::Change& c) {
     log::info("control.change",
               {{"kind", c.kind == control::Change::Kind::Gateway           ? "vpn_gateway"
                         : c.kind == control::Change::Kind::CustomerGateway ? "customer_gateway"
@@ -255,8 +290,9 @@ int main(int argc, char** argv) {
     if (c.kind == control::Change::Kind::Gateway && c.op == control::Change::Op::Created) {
       boost::asio::post(io, [activate, id = c.id] { activate(id); });
     }
-    boost::asio::post(io, [&io, &schedule_sync, &refresh_metrics] {
+    boost::asio::post(io, [&io, &schedule_sync, &refresh_metrics, &ike_sync] {
       schedule_sync();
+      if (ike_sync) (void)ike_sync->sync();  // problems are logged per connection
       // Runs after the sync just queued, so new data-plane indexes show.
       boost::asio::post(io, refresh_metrics);
     });
@@ -314,6 +350,7 @@ int main(int argc, char** argv) {
     }
     log::info("xgwd.stopping", {{"signal", sig}});
     server.stop();
+    if (ike_rt) ike_rt->stop();
     event_timer.cancel();
     io.stop();
   };

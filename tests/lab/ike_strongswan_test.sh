@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# IKEv2 interop: xgwd (userspace ESP path) on g1 against Debian's strongSwan
+# (charon + kernel-libipsec) on g2, in the four-namespace ESP lab:
+#
+#      h1 ---------- g1 (xgwd) ====== g2 (charon) ---------- h2
+#   10.91.1.2          192.0.2.1     192.0.2.2            10.91.2.2
+#
+# The connection is created through xgwctl; pings from h1 to h2 cross xgw's
+# own ESP. Cases (IKE_CASES, default all): each proposal of the issue with
+# xgw as initiator and as responder, FQDN ids, two SPD rules with several
+# subnets, rekeys by both sides under a running ping, DPD after killing
+# charon, and the failure reasons (wrong PSK, wrong id, no common proposal,
+# wrong DH group, mismatched subnets).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/privileged.sh"
+xgw_require_root
+. "$here/../lib/esp_lab.sh"
+. "$here/../lib/strongswan.sh"
+
+XGWD=$1
+XGWCTL=$2
+P=ik
+tmp=$(mktemp -d /tmp/xgw-ike-lab.XXXXXX)
+xgwd_pid=
+fail() {
+  echo "FAIL: $*" >&2
+  [ -f "$tmp/xgwd.log" ] && tail -n 40 "$tmp/xgwd.log" >&2
+  [ -f "$tmp/ss/charon.log" ] && tail -n 30 "$tmp/ss/charon.log" >&2
+  exit 1
+}
+cleanup() {
+  [ -n "$xgwd_pid" ] && kill -TERM "$xgwd_pid" 2>/dev/null && sleep 0.3
+  [ -n "$xgwd_pid" ] && kill -KILL "$xgwd_pid" 2>/dev/null || true
+  ss_stop_all || true
+  esp_lab_down "$P" || true
+  if [ -n "${XGW_KEEP_TMP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT INT TERM
+
+esp_lab_up "$P" || fail "topology"
+G1=$ESP_LAB_G1 G2=$ESP_LAB_G2 H1=$ESP_LAB_H1
+in_g1() { ip netns exec "$G1" "$@"; }
+ctl() { in_g1 "$XGWCTL" --state-dir "$tmp/state" "$@"; }
+
+# g2 routes h1's LAN into charon's libipsec TUN by itself (policy routes in
+# table 220); g1's kernel routes come from xgwd (ike.install_routes).
+cat >"$tmp/xgwd.yaml" <<YAML
+metrics: {listen: "off"}
+ike: {tun: xgw0, workers: 1}
+YAML
+start_xgwd() {
+  rm -f "$tmp/state/api.addr"
+  in_g1 "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" --api-listen 127.0.0.1:0 \
+    --log-level debug >>"$tmp/xgwd.log" 2>&1 &
+  xgwd_pid=$!
+  for _ in $(seq 100); do [ -s "$tmp/state/api.addr" ] && return 0; sleep 0.05; done
+  fail "xgwd did not start"
+}
+ss_start ss "$G2" "$tmp/ss" "" || fail "charon did not start"
+start_xgwd
+
+# site.yaml for xgwctl apply: one gateway, the strongSwan peer, and the
+# connection with the case's policies.
+site() {  # name psk ike_enc ike_auth dh esp_enc esp_auth start [extra yaml lines]
+  cat <<YAML
+vpn_gateways:
+  - {name: gw1, bandwidth: 100, local_cidr: 10.91.1.0/24, public_ips: ["$ESP_LAB_G1_WAN_IP"]}
+customer_gateways:
+  - {name: ss, ip: "$ESP_LAB_G2_WAN_IP"}
+vpn_connections:
+  - name: $1
+    vpn_gateway: gw1
+    customer_gateway: ss
+    psk: "$2"
+    start_immediately: $8
+    ikepolicy:
+      ike_version: v2
+      encryption_algorithm: $3
+      authentication_algorithm: $4
+      dh_group: $5
+      dpd: {interval: 10, timeout: 6}
+${LOCAL_ID:+      local_id_type: fqdn
+      local_id: $LOCAL_ID}
+${PEER_ID:+      peer_id_type: fqdn
+      peer_id: $PEER_ID}
+    ipsecpolicy: {encryption_algorithm: $6, authentication_algorithm: $7, pfs: ${PFS:-disable}}
+    policy_rules:
+${RULES:-      - {source: 10.91.1.0/24, destination: [10.91.2.0/24]}}
+YAML
+}
+
+# swanctl.conf for charon: the mirror image. ss_conf name psk ike_prop esp_prop start_action
+ss_conf() {
+  cat <<CONF
+connections {
+  $1 {
+    version = 2
+    local_addrs = $ESP_LAB_G2_WAN_IP
+    remote_addrs = $ESP_LAB_G1_WAN_IP
+    proposals = $3
+    rekey_time = ${SS_IKE_REKEY:-4h}
+    dpd_delay = 0
+    local { auth = psk
+            id = ${SS_LOCAL_ID:-$ESP_LAB_G2_WAN_IP} }
+    remote { auth = psk
+             id = ${SS_REMOTE_ID:-$ESP_LAB_G1_WAN_IP} }
+    children {
+      net {
+        local_ts = ${SS_LOCAL_TS:-10.91.2.0/24}
+        remote_ts = ${SS_REMOTE_TS:-10.91.1.0/24}
+        esp_proposals = $4
+        rekey_time = ${SS_CHILD_REKEY:-1h}
+        start_action = $5
+        mode = tunnel
+      }
+    }
+  }
+}
+secrets {
+  ike-1 { id-1 = ${SS_LOCAL_ID:-$ESP_LAB_G2_WAN_IP}
+          id-2 = ${SS_REMOTE_ID:-$ESP_LAB_G1_WAN_IP}
+          secret = "$2" }
+}
+CONF
+}
+
+conn_json() { ctl --json connection show "$1"; }
+conn_field() { conn_json "$1" | jq -r ".vpn_connection.$2 // empty"; }
+wait_up() {  # conn timeout_s
+  local t=$(( $2 * 10 ))
+  for _ in $(seq "$t"); do
+    [ "$(conn_field "$1" status)" = up ] && return 0
+    sleep 0.1
+  done
+  conn_json "$1" >&2 || true
+  return 1
+}
+wait_reason() {  # conn reason timeout_s
+  local t=$(( $3 * 10 )) got=
+  for _ in $(seq "$t"); do
+    got=$(conn_field "$1" failure_reason)
+    [ "$got" = "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "failure_reason is '$got', want '$2'" >&2
+  conn_json "$1" >&2 || true
+  return 1
+}
+ping_h2() { ip netns exec "$H1" ping -c "${1:-3}" -i 0.2 -W 1 "$ESP_LAB_H2_IP" >/dev/null; }
+reset_conns() {
+  ctl connection delete "$1" >/dev/null 2>&1 || true
+  ss_swanctl "$tmp/ss" --terminate --ike "$1" --force >/dev/null 2>&1 || true
+  ss_swanctl "$tmp/ss" --unload-conn --name "$1" >/dev/null 2>&1 || true
+}
+
+ran=0
+want() { [ -z "${IKE_CASES:-}" ] || [[ " $IKE_CASES " == *" $1 "* ]]; }
+
+# --- Proposals, xgw as initiator and as responder -------------------------
+# name: xgw ike enc/auth/dh, esp enc/auth ; strongSwan proposal strings
+proposal_case() {  # tag ike_enc ike_auth dh esp_enc esp_auth ss_ike ss_esp role
+  local name="p-$1-$9"
+  want "$name" || return 0
+  local start_x=true start_s=none
+  [ "$9" = responder ] && { start_x=false; start_s=start; }
+  site "$name" "psk-$1" "$2" "$3" "$4" "$5" "$6" "$start_x" >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$name: apply"
+  ss_conf "$name" "psk-$1" "$7" "$8" "$start_s" >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$name: swanctl load"
+  wait_up "$name" 20 || fail "$name: tunnel not up"
+  ping_h2 3 || fail "$name: ping across the tunnel"
+  local bytes
+  bytes=$(ctl --json list-sas | jq "[.ike_sas[] | .children[]? | .bytes_in] | add // 0")
+  [ "${bytes:-0}" -gt 0 ] || fail "$name: no inbound bytes on xgw's CHILD_SA"
+  echo "ok   - $name ($7 / $8)"
+  reset_conns "$name"
+  ran=$((ran + 1))
+}
+
+for role in initiator responder; do
+  proposal_case gcm aes-128 sha2-256 group14 aes-128-gcm-16 none aes128-sha256-modp2048 aes128gcm16 $role
+  proposal_case cbc aes-128 sha2-256 group14 aes-128 sha2-256 aes128-sha256-modp2048 aes128-sha256 $role
+  proposal_case a256 aes-256 sha2-512 group20 aes-256 sha2-512 aes256-sha512-ecp384 aes256-sha512 $role
+  proposal_case 3des 3des sha1 group2 3des sha1 3des-sha1-modp1024 3des-sha1 $role
+  proposal_case ecp aes-128 sha2-256 group19 aes-128 sha2-256 aes128-sha256-ecp256 aes128-sha256 $role
+done
+
+echo "ran $ran cases"
+[ "$ran" -gt 0 ] || fail "no case ran"

@@ -1,0 +1,308 @@
+#include "xgwd/ike_sync.h"
+
+#include "common/log.h"
+#include "common/process.h"
+
+namespace xgw::xgwd {
+
+namespace {
+
+using namespace control;
+
+// SPEC §4 names → IKEv2 transforms.
+std::pair<ike::EncrId, uint16_t> encr_of(Encryption e) {
+  switch (e) {
+    case Encryption::Des:
+      return {ike::EncrId::Des, 0};
+    case Encryption::TripleDes:
+      return {ike::EncrId::TripleDes, 0};
+    case Encryption::Aes128:
+      return {ike::EncrId::AesCbc, 128};
+    case Encryption::Aes192:
+      return {ike::EncrId::AesCbc, 192};
+    case Encryption::Aes256:
+      return {ike::EncrId::AesCbc, 256};
+    case Encryption::Aes128Gcm16:
+      return {ike::EncrId::AesGcm16, 128};
+    case Encryption::Aes256Gcm16:
+      return {ike::EncrId::AesGcm16, 256};
+    case Encryption::Sm4:
+      return {ike::EncrId::Sm4Cbc, 0};
+  }
+  return {ike::EncrId::AesCbc, 128};
+}
+ike::IntegId integ_of(Integrity i) {
+  switch (i) {
+    case Integrity::None:
+      return ike::IntegId::None;
+    case Integrity::Md5:
+      return ike::IntegId::HmacMd5_96;
+    case Integrity::Sha1:
+      return ike::IntegId::HmacSha1_96;
+    case Integrity::Sha2_256:
+      return ike::IntegId::HmacSha2_256_128;
+    case Integrity::Sha2_384:
+      return ike::IntegId::HmacSha2_384_192;
+    case Integrity::Sha2_512:
+      return ike::IntegId::HmacSha2_512_256;
+    case Integrity::Sm3:
+      return ike::IntegId::HmacSm3_256;
+  }
+  return ike::IntegId::None;
+}
+ike::PrfId prf_of(Integrity i) {
+  switch (i) {
+    case Integrity::Md5:
+      return ike::PrfId::HmacMd5;
+    case Integrity::Sha1:
+      return ike::PrfId::HmacSha1;
+    case Integrity::Sha2_384:
+      return ike::PrfId::HmacSha2_384;
+    case Integrity::Sha2_512:
+      return ike::PrfId::HmacSha2_512;
+    case Integrity::Sm3:
+      return ike::PrfId::HmacSm3;
+    default:
+      return ike::PrfId::HmacSha2_256;
+  }
+}
+
+Expected<ike::Identity, std::string> identity(IdType type, const std::string& value,
+                                              const net::IpAddr& fallback) {
+  if (value.empty()) return ike::Identity::from_ip(fallback);
+  if (type == IdType::Fqdn) return ike::Identity::fqdn(value);
+  auto a = net::IpAddr::parse(value);
+  if (!a) return unexpected("id " + value + " is not an IP address");
+  return ike::Identity::from_ip(*a);
+}
+
+const char* negotiation_status(const ike::ConnStatus& s) {
+  if (s.up) return "established";
+  if (s.state == "partial") return "ike_sa_established";
+  if (s.state == "connecting") return "negotiating";
+  if (s.failure != ike::Failure::None) return "failed";
+  return "down";
+}
+
+}  // namespace
+
+std::string tunnel_conn_name(const VpnConnection& c, size_t tunnel) {
+  return tunnel == 0 ? c.name : c.name + "/standby";
+}
+
+Expected<ike::ConnConfig, std::string> conn_config(const VpnConnection& c, const VpnGateway& gw,
+                                                   const CustomerGateway& cgw, size_t tunnel) {
+  if (tunnel >= gw.public_ips.size())
+    return unexpected("gateway " + gw.name + " has no public IP for tunnel " +
+                      std::to_string(tunnel + 1));
+  ike::ConnConfig k;
+  k.name = tunnel_conn_name(c, tunnel);
+  k.id = c.id;
+  k.local = gw.public_ips[tunnel];
+  k.remote = cgw.ip;
+  auto lid = identity(c.ikepolicy.local_id_type, c.ikepolicy.local_id, k.local);
+  if (!lid) return unexpected(lid.error());
+  auto rid = identity(c.ikepolicy.peer_id_type, c.ikepolicy.peer_id, k.remote);
+  if (!rid) return unexpected(rid.error());
+  k.local_id = *lid;
+  k.remote_id = *rid;
+  k.psk = c.psk;
+  ike::IkeAlgs ia;
+  std::tie(ia.encr, ia.key_bits) = encr_of(c.ikepolicy.encryption_algorithm);
+  ia.integ = is_aead(c.ikepolicy.encryption_algorithm)
+                 ? ike::IntegId::None
+                 : integ_of(c.ikepolicy.authentication_algorithm);
+  ia.prf = prf_of(c.ikepolicy.authentication_algorithm);
+  ia.dh = static_cast<ike::DhId>(static_cast<int>(c.ikepolicy.dh_group));
+  k.ike = {ia};
+  ike::EspAlgs ea;
+  std::tie(ea.encr, ea.key_bits) = encr_of(c.ipsecpolicy.encryption_algorithm);
+  ea.integ = is_aead(c.ipsecpolicy.encryption_algorithm)
+                 ? ike::IntegId::None
+                 : integ_of(c.ipsecpolicy.authentication_algorithm);
+  ea.dh = static_cast<ike::DhId>(static_cast<int>(c.ipsecpolicy.pfs));
+  k.esp = {ea};
+  if (c.style == RouteStyle::Policy) {
+    for (size_t i = 0; i < c.policy_rules.size(); ++i) {
+      ike::ChildConfig ch;
+      ch.name = "rule" + std::to_string(i + 1);
+      ch.local_ts = {c.policy_rules[i].source};
+      ch.remote_ts = c.policy_rules[i].destination;
+      k.children.push_back(std::move(ch));
+    }
+  } else if (c.style == RouteStyle::Static) {
+    // SPEC §5: destination routing negotiates 0.0.0.0/0 both ways; routes
+    // decide what enters the tunnel.
+    ike::ChildConfig ch;
+    ch.name = "any";
+    ch.local_ts = {*net::Cidr::parse("0.0.0.0/0")};
+    ch.remote_ts = {*net::Cidr::parse("0.0.0.0/0")};
+    k.children.push_back(std::move(ch));
+  } else {
+    return unexpected(std::string("BGP route style is not negotiated by the IKEv2 daemon yet"));
+  }
+  k.ike_lifetime_s = c.ikepolicy.lifetime_seconds;
+  k.child_lifetime_s = c.ipsecpolicy.lifetime_seconds;
+  k.child_lifetime_bytes = c.ipsecpolicy.lifetime_kilobytes * 1024;
+  k.dpd.interval_s = c.ikepolicy.dpd.interval;
+  k.dpd.timeout_s = c.ikepolicy.dpd.timeout;
+  k.dpd.retries = 3;
+  k.nat_t = c.enable_nat_traversal;
+  k.start_immediately = c.start_immediately;
+  return k;
+}
+
+IkeSync::IkeSync(store::Store& store, ike::Runtime& rt, IkeConfig settings)
+    : store_(store), rt_(rt), settings_(std::move(settings)) {}
+
+void IkeSync::route(const std::string& op, const net::Cidr& dst) {
+  if (!settings_.install_routes) return;
+  std::vector<std::string> args{"ip"};
+  if (dst.family() == net::Family::V6) args.push_back("-6");
+  args.insert(args.end(), {"route", op, dst.str(), "dev", settings_.tun});
+  if (run_program(args) != 0)
+    log::warn("ike.route_failed", {{"op", op}, {"dst", dst.str()}, {"dev", settings_.tun}});
+}
+
+Expected<void, std::string> IkeSync::sync() {
+  auto conns = store_.connections();
+  auto gws = store_.gateways();
+  auto cgws = store_.customer_gateways();
+  if (!conns || !gws || !cgws) return unexpected(std::string("store read failed"));
+  std::map<std::string, ike::ConnConfig> want;
+  std::map<std::string, std::vector<std::string>> names;
+  std::string errors;
+  for (const auto& c : *conns) {
+    if (c.ikepolicy.ike_version != IkeVersion::V2) {
+      if (warned_.insert(c.id + "/v1").second)
+        log::warn("ike.unsupported", {{"conn", c.name}, {"reason", "IKEv1 is not negotiated yet"}});
+      continue;
+    }
+    const VpnGateway* gw = nullptr;
+    const CustomerGateway* cgw = nullptr;
+    for (const auto& g : *gws)
+      if (g.id == c.vgw_id) gw = &g;
+    for (const auto& g : *cgws)
+      if (g.id == c.cgw_id) cgw = &g;
+    if (!gw || !cgw || gw->type != GatewayType::Ipsec) continue;
+    const size_t n = std::max<size_t>(1, std::min(c.tunnels.size(), gw->public_ips.size()));
+    for (size_t t = 0; t < n; ++t) {
+      auto k = conn_config(c, *gw, *cgw, t);
+      if (!k) {
+        if (warned_.insert(c.id + "/" + k.error()).second)
+          log::warn("ike.unsupported", {{"conn", c.name}, {"reason", k.error()}});
+        continue;
+      }
+      names[c.id].push_back(k->name);
+      want.emplace(k->name, std::move(*k));
+    }
+  }
+  auto& d = rt_.daemon();
+  for (auto it = loaded_.begin(); it != loaded_.end();) {
+    if (!want.count(it->first)) {
+      d.remove(it->first);
+      for (const auto& ch : it->second.children)
+        for (const auto& r : ch.remote_ts) route("del", r);
+      it = loaded_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [name, k] : want) {
+    if (auto r = d.upsert(k); !r) {
+      errors += (errors.empty() ? "" : "; ") + r.error();
+      log::error("ike.conn_rejected", {{"conn", name}, {"error", r.error()}});
+      continue;
+    }
+    for (const auto& ch : k.children)
+      for (const auto& r : ch.remote_ts)
+        if (r.len > 0) route("replace", r);
+    loaded_[name] = k;
+  }
+  names_by_id_ = std::move(names);
+  rt_.kick();
+  if (!errors.empty()) return unexpected(errors);
+  return {};
+}
+
+void IkeSync::overlay(Json& view) const {
+  if (!view.contains("id")) return;
+  auto it = names_by_id_.find(view["id"].get<std::string>());
+  if (it == names_by_id_.end()) return;
+  auto& d = rt_.daemon();
+  bool any_up = false;
+  std::string negotiation = "down";
+  for (size_t t = 0; t < it->second.size(); ++t) {
+    auto st = d.status(it->second[t]);
+    if (!st) continue;
+    const char* ns = negotiation_status(*st);
+    if (t == 0) negotiation = ns;
+    any_up |= st->up;
+    if (view.contains("tunnels") && t < view["tunnels"].size()) {
+      auto& tj = view["tunnels"][t];
+      tj["status"] = st->up ? "up" : "down";
+      tj["negotiation_status"] = ns;
+      if (st->failure != ike::Failure::None) {
+        tj["failure_reason"] = ike::to_string(st->failure);
+        tj["failure_detail"] = st->failure_detail;
+      }
+    }
+    if (t == 0 && st->failure != ike::Failure::None) {
+      view["failure_reason"] = ike::to_string(st->failure);
+      view["failure_detail"] = st->failure_detail;
+    }
+  }
+  view["status"] = any_up ? "up" : "down";
+  view["negotiation_status"] = negotiation;
+}
+
+Json IkeSync::sas_json() const {
+  Json out = Json::array();
+  char spi[24];
+  for (const auto& sa : rt_.daemon().sas()) {
+    Json j{{"ike_sa_id", sa.unique_id},
+           {"connection", sa.conn},
+           {"state", ike::to_string(sa.state)},
+           {"version", 2},
+           {"initiator", sa.initiator},
+           {"local", sa.local},
+           {"remote", sa.remote},
+           {"local_id", sa.local_id},
+           {"remote_id", sa.remote_id},
+           {"algorithms", sa.algorithms},
+           {"nat_local", sa.nat_local},
+           {"nat_remote", sa.nat_remote},
+           {"established_seconds", sa.established_for_s},
+           {"rekey_in_seconds", sa.rekey_in_s}};
+    snprintf(spi, sizeof spi, "%016llx", static_cast<unsigned long long>(sa.spi_i));
+    j["spi_i"] = spi;
+    snprintf(spi, sizeof spi, "%016llx", static_cast<unsigned long long>(sa.spi_r));
+    j["spi_r"] = spi;
+    Json children = Json::array();
+    for (const auto& c : sa.children) {
+      Json cj{{"name", c.name},
+              {"reqid", c.tunnel_id},
+              {"state", c.rekeying ? "REKEYED" : "INSTALLED"},
+              {"mode", c.encap ? "TUNNEL-in-UDP" : "TUNNEL"},
+              {"algorithms", c.algorithms},
+              {"local_ts", c.local_ts},
+              {"remote_ts", c.remote_ts},
+              {"installed_seconds", c.installed_for_s},
+              {"rekey_in_seconds", c.rekey_in_s},
+              {"bytes_in", c.bytes_in},
+              {"packets_in", c.packets_in},
+              {"bytes_out", c.bytes_out},
+              {"packets_out", c.packets_out}};
+      snprintf(spi, sizeof spi, "%08x", c.spi_in);
+      cj["spi_in"] = spi;
+      snprintf(spi, sizeof spi, "%08x", c.spi_out);
+      cj["spi_out"] = spi;
+      children.push_back(std::move(cj));
+    }
+    j["children"] = std::move(children);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+}  // namespace xgw::xgwd

@@ -1,0 +1,54 @@
+// Drives the IKEv2 daemon from the object model (the reconciler of issue
+// "IKEv2 daemon"): every IKEv2 VPN connection becomes one ike::ConnConfig
+// per tunnel — local = the gateway's public IP of that tunnel, remote = the
+// customer gateway, proposals from the IKE/IPsec policies, one CHILD_SA per
+// SPD rule — and sync() adds, changes or removes them after every commit,
+// with routes for the remote subnets into the userspace ESP device.
+// It also overlays live state on the API's connection views.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "common/expected.h"
+#include "control/codec.h"
+#include "ike/runtime.h"
+#include "store/store.h"
+#include "xgwd/config.h"
+
+namespace xgw::xgwd {
+
+// The IKE daemon's view of one connection's tunnel, built from the model;
+// exposed for tests.
+Expected<ike::ConnConfig, std::string> conn_config(const control::VpnConnection& c,
+                                                   const control::VpnGateway& gw,
+                                                   const control::CustomerGateway& cgw,
+                                                   size_t tunnel);
+// The name the daemon knows a tunnel by: the connection's name, "/standby"
+// added for the second tunnel.
+std::string tunnel_conn_name(const control::VpnConnection& c, size_t tunnel);
+
+class IkeSync {
+ public:
+  IkeSync(store::Store& store, ike::Runtime& rt, IkeConfig settings);
+
+  Expected<void, std::string> sync();
+  // Adds live status to an API connection view (the JSON of one connection).
+  void overlay(control::Json& view) const;
+  // Every IKE SA with its CHILD_SAs, as GET /v1/ike-sas returns them.
+  control::Json sas_json() const;
+
+ private:
+  void route(const std::string& op, const net::Cidr& dst);
+
+  store::Store& store_;
+  ike::Runtime& rt_;
+  IkeConfig settings_;
+  std::map<std::string, ike::ConnConfig> loaded_;  // daemon name -> config
+  std::map<std::string, std::vector<std::string>> names_by_id_;
+  std::set<std::string> routes_;
+  std::set<std::string> warned_;
+};
+
+}  // namespace xgw::xgwd
