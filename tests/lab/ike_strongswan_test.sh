@@ -60,6 +60,7 @@ start_xgwd() {
 ss_start ss "$G2" "$tmp/ss" "" || fail "charon did not start"
 start_xgwd
 
+DEFAULT_RULES="      - {source: 10.91.1.0/24, destination: [10.91.2.0/24]}"
 # site.yaml for xgwctl apply: one gateway, the strongSwan peer, and the
 # connection with the case's policies.
 site() {  # name psk ike_enc ike_auth dh esp_enc esp_auth start [extra yaml lines]
@@ -86,7 +87,7 @@ ${PEER_ID:+      peer_id_type: fqdn
       peer_id: $PEER_ID}
     ipsecpolicy: {encryption_algorithm: $6, authentication_algorithm: $7, pfs: ${PFS:-disable}}
     policy_rules:
-${RULES:-      - {source: 10.91.1.0/24, destination: [10.91.2.0/24]}}
+${RULES:-$DEFAULT_RULES}
 YAML
 }
 
@@ -185,6 +186,132 @@ for role in initiator responder; do
   proposal_case 3des 3des sha1 group2 3des sha1 3des-sha1-modp1024 3des-sha1 $role
   proposal_case ecp aes-128 sha2-256 group19 aes-128 sha2-256 aes128-sha256-ecp256 aes128-sha256 $role
 done
+
+# --- Identities, several subnets -------------------------------------------
+if want fqdn; then
+  LOCAL_ID=xgw.example.org PEER_ID=ss.example.org site fqdn psk-fqdn aes-128 sha2-256 group14 \
+    aes-128-gcm-16 none true >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "fqdn: apply"
+  SS_LOCAL_ID=ss.example.org SS_REMOTE_ID=xgw.example.org ss_conf fqdn psk-fqdn \
+    aes128-sha256-modp2048 aes128gcm16 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "fqdn: swanctl load"
+  wait_up fqdn 20 || fail "fqdn: tunnel not up"
+  ping_h2 3 || fail "fqdn: ping"
+  [ "$(ctl --json list-sas | jq -r '.ike_sas[0].remote_id')" = ss.example.org ] ||
+    fail "fqdn: remote id is not ss.example.org"
+  echo "ok   - fqdn ids"
+  reset_conns fqdn
+  ran=$((ran + 1))
+fi
+
+if want rules; then
+  # Two SPD rules; the first with two remote subnets in one CHILD_SA.
+  # charon's libipsec routes need a local address in each of its subnets.
+  ip -n "$G2" addr add 10.92.0.1/24 dev "$ESP_LAB_LAN_IF" 2>/dev/null || true
+  RULES="      - {source: 10.91.1.0/25, destination: [10.91.2.0/24, 10.92.0.0/24]}
+      - {source: 10.91.1.128/25, destination: [10.91.2.0/24]}" \
+    site rules psk-rules aes-128 sha2-256 group14 aes-128-gcm-16 none true >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "rules: apply"
+  SS_LOCAL_TS=10.91.2.0/24,10.92.0.0/24 ss_conf rules psk-rules aes128-sha256-modp2048 aes128gcm16 \
+    none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "rules: swanctl load"
+  wait_up rules 20 || fail "rules: tunnel not up"
+  ping_h2 3 || fail "rules: ping"
+  sas=$(ctl --json list-sas)
+  [ "$(echo "$sas" | jq '.ike_sas[0].children | length')" = 2 ] || fail "rules: want 2 CHILD_SAs: $sas"
+  [ "$(echo "$sas" | jq -r '.ike_sas[0].children[] | select(.name=="rule1") | .remote_ts | join(",")')" = \
+    "10.91.2.0/24,10.92.0.0/24" ] || fail "rules: rule1 does not carry both remote subnets: $sas"
+  ss_swanctl "$tmp/ss" --list-sas | grep -q "10.91.1.128/25" || fail "rules: strongSwan lacks rule2's CHILD_SA"
+  echo "ok   - two SPD rules, several subnets in one CHILD_SA"
+  ctl list-sas
+  reset_conns rules
+  ran=$((ran + 1))
+fi
+
+# --- Rekeys by both sides under a running ping -------------------------------
+if want rekey; then
+  # xgw: CHILD_SA lifetime 30 s (rekeys near 27 s and 54 s), IKE SA 60 s
+  # (near 53 s); strongSwan rekeys the CHILD_SA at 5 s and the IKE SA at
+  # 60 s on command. A ping every 0.1 s runs across all of it.
+  site rekey psk-rekey aes-128 sha2-256 group14 aes-128-gcm-16 none true >"$tmp/site.yaml"
+  sed -i 's/^      dpd: {interval: 10, timeout: 6}/      lifetime_seconds: 60\n      dpd: {interval: 10, timeout: 6}/;
+          s/pfs: disable}/pfs: disable, lifetime_seconds: 30}/' "$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "rekey: apply"
+  ss_conf rekey psk-rekey aes128-sha256-modp2048 aes128gcm16 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "rekey: swanctl load"
+  wait_up rekey 20 || fail "rekey: tunnel not up"
+  before_child=$(grep -c "event=ike.child_rekeyed" "$tmp/xgwd.log" || true)
+  before_ike=$(grep -c "event=ike.rekeyed" "$tmp/xgwd.log" || true)
+  ip netns exec "$H1" ping -c 650 -i 0.1 -W 1 "$ESP_LAB_H2_IP" >"$tmp/ping.txt" 2>&1 &
+  ping_pid=$!
+  sleep 5
+  ss_swanctl "$tmp/ss" --rekey --child net >/dev/null || fail "rekey: swanctl child rekey"
+  sleep 55
+  ss_swanctl "$tmp/ss" --rekey --ike rekey >/dev/null || fail "rekey: swanctl IKE rekey"
+  wait "$ping_pid" || true
+  loss=$(grep -o '[0-9.]*% packet loss' "$tmp/ping.txt" | cut -d% -f1)
+  sent=$(grep -o '^[0-9]* packets transmitted' "$tmp/ping.txt" | cut -d' ' -f1)
+  child=$(( $(grep -c "event=ike.child_rekeyed" "$tmp/xgwd.log") - before_child ))
+  ike=$(( $(grep -c "event=ike.rekeyed" "$tmp/xgwd.log") - before_ike ))
+  grep -q "event=ike.child_rekeyed.*role=initiator" "$tmp/xgwd.log" || fail "rekey: xgw never rekeyed a CHILD_SA itself"
+  grep -q "event=ike.child_rekeyed.*role=responder" "$tmp/xgwd.log" || fail "rekey: xgw never answered a CHILD_SA rekey"
+  [ "$ike" -ge 2 ] || fail "rekey: $ike IKE rekeys seen, want 2 (one by each side)"
+  [ "$loss" = 0 ] || fail "rekey: $loss% of $sent pings lost across the rekeys"
+  echo "ok   - rekeys: $child CHILD_SA and $ike IKE_SA rekeys by both sides, $sent pings, 0 lost"
+  reset_conns rekey
+  ran=$((ran + 1))
+fi
+
+# --- DPD: charon killed ------------------------------------------------------
+if want dpd; then
+  site dpd psk-dpd aes-128 sha2-256 group14 aes-128-gcm-16 none true >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "dpd: apply"
+  ss_conf dpd psk-dpd aes128-sha256-modp2048 aes128gcm16 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "dpd: swanctl load"
+  wait_up dpd 20 || fail "dpd: tunnel not up"
+  ping_h2 2 || fail "dpd: ping"
+  kill -KILL "$(ss_pid "$tmp/ss")"
+  t0=$(date +%s%N)
+  wait_reason dpd dead_peer 30 || fail "dpd: not declared dead"
+  took=$(( ($(date +%s%N) - t0) / 1000000 ))
+  # interval 10 s + timeout 6 s, plus the ping's last reply and a tick.
+  [ "$took" -le 18000 ] || fail "dpd: declared dead after $took ms, want <= 18000"
+  [ "$took" -ge 6000 ] || fail "dpd: declared dead after only $took ms"
+  echo "ok   - DPD: dead peer declared after $took ms (interval 10 s + timeout 6 s)"
+  ctl connection delete dpd >/dev/null
+  ss_stop "$tmp/ss"
+  ss_start ss "$G2" "$tmp/ss" "" || fail "charon did not restart"
+  ran=$((ran + 1))
+fi
+
+# --- Failure reasons ----------------------------------------------------------
+# failure_case tag role reason [env for site/ss_conf]: strongSwan differs by
+# the SS_* / XGW_* knobs the caller sets.
+failure_case() {  # tag role reason ss_ike ss_esp ss_psk
+  local name="f-$1-$2"
+  want "$name" || return 0
+  local start_x=true start_s=none
+  [ "$2" = responder ] && { start_x=false; start_s=start; }
+  site "$name" psk-good aes-128 sha2-256 group14 aes-128 sha2-256 "$start_x" >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$name: apply"
+  ss_conf "$name" "$6" "$4" "$5" "$start_s" >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$name: swanctl load"
+  wait_reason "$name" "$3" 20 || fail "$name: wrong failure reason"
+  echo "ok   - $name: $3 ($(conn_field "$name" failure_detail))"
+  reset_conns "$name"
+  ran=$((ran + 1))
+}
+failure_case psk responder psk_mismatch aes128-sha256-modp2048 aes128-sha256 psk-bad
+failure_case psk initiator authentication_failed aes128-sha256-modp2048 aes128-sha256 psk-bad
+SS_LOCAL_ID=who.example.org failure_case id responder id_mismatch aes128-sha256-modp2048 aes128-sha256 psk-good
+SS_LOCAL_ID=who.example.org failure_case id initiator id_mismatch aes128-sha256-modp2048 aes128-sha256 psk-good
+failure_case proposal responder proposal_mismatch aes256-sha512-modp2048 aes128-sha256 psk-good
+failure_case proposal initiator proposal_mismatch aes256-sha512-modp2048 aes128-sha256 psk-good
+failure_case dh responder dh_group_mismatch aes128-sha256-modp3072 aes128-sha256 psk-good
+failure_case esp responder ipsec_proposal_mismatch aes128-sha256-modp2048 aes256-sha512 psk-good
+failure_case esp initiator ipsec_proposal_mismatch aes128-sha256-modp2048 aes256-sha512 psk-good
+SS_LOCAL_TS=10.99.0.0/24 failure_case ts responder traffic_selector_mismatch aes128-sha256-modp2048 aes128-sha256 psk-good
+SS_LOCAL_TS=10.99.0.0/24 failure_case ts initiator traffic_selector_mismatch aes128-sha256-modp2048 aes128-sha256 psk-good
 
 echo "ran $ran cases"
 [ "$ran" -gt 0 ] || fail "no case ran"

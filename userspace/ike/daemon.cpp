@@ -244,6 +244,9 @@ struct Child {
   bool rekeyed = false;         // superseded; waiting for its delete
   uint64_t delete_at = 0;       // fallback removal of a superseded SA
   ChildKeys keys;               // kept until the outbound SA is installed
+  // §2.17: KEYMAT's first half is the initiator->responder direction of
+  // the exchange that created this CHILD_SA, whoever started the IKE SA.
+  bool exchange_initiator = false;
   bool encap = false;
 };
 
@@ -597,7 +600,7 @@ struct Daemon::Impl {
     s.remote_port = ch.encap ? sa.remote.port : 4500;
     s.encr = *to_esp(ch.algs.encr, ch.algs.key_bits);
     s.integ = *to_esp(ch.algs.integ);
-    const bool i_to_r = (dir == dp::Direction::Out) == sa.initiator;
+    const bool i_to_r = (dir == dp::Direction::Out) == ch.exchange_initiator;
     s.encr_key = i_to_r ? ch.keys.encr_i : ch.keys.encr_r;
     s.integ_key = i_to_r ? ch.keys.integ_i : ch.keys.integ_r;
     s.esn = ch.algs.esn;
@@ -962,7 +965,7 @@ struct Daemon::Impl {
     sa.state = IkeState::Established;
     sa.established_at = now();
     sa.rekey_at = c ? now() + rekey_delay_ms(c->cfg.ike_lifetime_s, c->cfg) : 0;
-    sa.dpd_check_at = c && c->cfg.dpd.interval_s ? now() + c->cfg.dpd.interval_s * 1000ull : 0;
+    sa.dpd_check_at = c && c->cfg.dpd.interval_s ? now() + 1000 : 0;  // counters polled each second
     ++ctr.ike_established;
     if (c) {
       c->retry_count = 0;
@@ -1076,6 +1079,7 @@ struct Daemon::Impl {
       }
     }
     Child ch;
+    ch.exchange_initiator = true;
     ch.tunnel_id = p.task.tunnel_id;
     ch.spi_in = p.spi_in;
     ch.spi_out = choice->peer_spi;
@@ -1653,7 +1657,10 @@ struct Daemon::Impl {
     if (delete_ike) {
       log_sa(spdlog::level::info, sa, "ike.deleted_by_peer");
       Conn* c = conn_of(sa);
-      if (!sa.rekeyed && c) record_failure(c, Failure::PeerDeleted, "peer deleted the IKE SA");
+      // A peer that deletes the IKE SA after refusing its CHILD_SA keeps
+      // the more telling reason recorded then.
+      if (!sa.rekeyed && c && c->st.failure == Failure::None)
+        record_failure(c, Failure::PeerDeleted, "peer deleted the IKE SA");
       destroy(sa.uid);
     }
   }
@@ -2174,7 +2181,8 @@ struct Daemon::Impl {
           sa->queue.push_back(Task{TaskKind::Dpd, 0, 0, {}});
           sa->dpd_check_at = t + c->cfg.dpd.interval_s * 1000ull;
         } else {
-          sa->dpd_check_at = std::max(idle_until, t + 1000);
+          // Poll the inbound counters each second: traffic counts as life.
+          sa->dpd_check_at = std::min(idle_until, t + 1000);
         }
         next = std::min(next, sa->dpd_check_at);
       }
