@@ -110,23 +110,27 @@ Expected<SaPayload, ParseError> parse_sa(std::span<const uint8_t> body) {
       tr.type = t.u8();
       t.skip(1);
       tr.id = t.u16();
+      // Other attributes are undefined in IKEv2 (TV or TLV): the transform
+      // stays, with a key length that matches none of ours (§3.3.6), in
+      // whichever order the attributes come.
+      bool unknown_attr = false;
       while (t.left()) {
         if (!t.has(4)) return unexpected(syntax("SA: truncated attribute"));
         const uint16_t at = t.u16();
         if (at & 0x8000) {
           const uint16_t v = t.u16();
-          if ((at & 0x7fff) == 14) tr.key_bits = v;
-          // Other TV attributes are undefined in IKEv2; the transform stays
-          // and selection ignores it (it will simply not match ours).
+          if ((at & 0x7fff) == 14)
+            tr.key_bits = v;
           else
-            tr.key_bits = 0xffff;
+            unknown_attr = true;
         } else {
           const uint16_t alen = t.u16();
           if (!t.has(alen)) return unexpected(syntax("SA: attribute overruns transform"));
           t.skip(alen);
-          tr.key_bits = 0xffff;  // unknown TLV attribute: never matches
+          unknown_attr = true;
         }
       }
+      if (unknown_attr) tr.key_bits = 0xffff;
       prop.transforms.push_back(tr);
     }
     if (tlast != 0) return unexpected(syntax("SA: transform count mismatch"));
