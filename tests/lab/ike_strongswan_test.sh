@@ -279,8 +279,86 @@ if want dpd; then
   [ "$took" -ge 6000 ] || fail "dpd: declared dead after only $took ms"
   echo "ok   - DPD: dead peer declared after $took ms (interval 10 s + timeout 6 s)"
   ctl connection delete dpd >/dev/null
-  ss_stop "$tmp/ss"
+  ss_stop "$tmp/ss" || true  # it was killed: nothing left to stop
   ss_start ss "$G2" "$tmp/ss" "" || fail "charon did not restart"
+  ran=$((ran + 1))
+fi
+
+# --- NAT between the sites ---------------------------------------------------
+# g1 reaches g2 a second way, through a NAT namespace (nftables masquerade):
+#   g1 wan1 192.0.3.1 -- 192.0.3.254 nat 198.51.100.254 -- 198.51.100.2 wan1 g2
+# xgw sits behind the NAT with a private public_ip; it detects the NAT,
+# floats to port 4500, encapsulates ESP in UDP and sends keepalives.
+if want nat; then
+  NATNS=${P}nat
+  ip netns del "$NATNS" 2>/dev/null || true
+  ip netns add "$NATNS"
+  ip link add wan1 netns "$G1" type veth peer name in0 netns "$NATNS"
+  ip link add out0 netns "$NATNS" type veth peer name wan1 netns "$G2"
+  ip -n "$G1" addr add 192.0.3.1/24 dev wan1
+  ip -n "$NATNS" addr add 192.0.3.254/24 dev in0
+  ip -n "$NATNS" addr add 198.51.100.254/24 dev out0
+  ip -n "$G2" addr add 198.51.100.2/24 dev wan1
+  for l in "$G1 wan1" "$NATNS in0" "$NATNS out0" "$G2 wan1" "$NATNS lo"; do
+    set -- $l
+    ip -n "$1" link set "$2" up
+  done
+  ip -n "$G1" route add 198.51.100.0/24 via 192.0.3.254
+  ip netns exec "$NATNS" sysctl -q -w net.ipv4.ip_forward=1
+  ip netns exec "$NATNS" nft -f - <<NFT
+table ip nat {
+  chain post { type nat hook postrouting priority 100; oifname "out0" masquerade; }
+}
+NFT
+  cat >"$tmp/site.yaml" <<YAML
+vpn_gateways:
+  - {name: gw-nat, bandwidth: 100, local_cidr: 10.91.1.0/24, public_ips: ["192.0.3.1"]}
+customer_gateways:
+  - {name: ss-nat, ip: "198.51.100.2"}
+vpn_connections:
+  - name: nat
+    vpn_gateway: gw-nat
+    customer_gateway: ss-nat
+    psk: "psk-nat"
+    start_immediately: true
+    ikepolicy: {ike_version: v2, encryption_algorithm: aes-128, authentication_algorithm: sha2-256,
+                dh_group: group14, dpd: {interval: 10, timeout: 6}}
+    ipsecpolicy: {encryption_algorithm: aes-128-gcm-16, authentication_algorithm: none, pfs: disable}
+    policy_rules:
+      - {source: 10.91.1.0/24, destination: [10.91.2.0/24]}
+YAML
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "nat: apply"
+  cat >"$tmp/ss.conf" <<CONF
+connections {
+  nat {
+    version = 2
+    local_addrs = 198.51.100.2
+    remote_addrs = %any
+    proposals = aes128-sha256-modp2048
+    local { auth = psk
+            id = 198.51.100.2 }
+    remote { auth = psk
+             id = 192.0.3.1 }
+    children { net { local_ts = 10.91.2.0/24
+                     remote_ts = 10.91.1.0/24
+                     esp_proposals = aes128gcm16 } }
+  }
+}
+secrets { ike-nat { id-1 = 198.51.100.2
+                    id-2 = 192.0.3.1
+                    secret = "psk-nat" } }
+CONF
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "nat: swanctl load"
+  wait_up nat 25 || fail "nat: tunnel not up through the NAT"
+  ping_h2 3 || fail "nat: ping through the NAT"
+  sa=$(ctl --json list-sas | jq '.ike_sas[] | select(.connection=="nat")')
+  [ "$(echo "$sa" | jq -r .nat_local)" = true ] || fail "nat: xgw did not see itself behind a NAT: $sa"
+  [ "$(echo "$sa" | jq -r '.children[0].mode')" = TUNNEL-in-UDP ] || fail "nat: ESP not in UDP: $sa"
+  ss_swanctl "$tmp/ss" --list-sas | grep -q "198.51.100.254\[" || fail "nat: strongSwan does not see the NAT's address"
+  echo "ok   - NAT: xgw behind nftables masquerade, UDP-encapsulated ESP, $(echo "$sa" | jq -r .remote) seen"
+  reset_conns nat
+  ctl gateway delete gw-nat >/dev/null 2>&1 || true
+  ip netns del "$NATNS"
   ran=$((ran + 1))
 fi
 
