@@ -231,6 +231,55 @@ TEST_P(IkePair, IkeRekeyMovesChildren) {
   expect_twinned();
 }
 
+// §2.8.1: both peers rekey the same CHILD_SA at once (no jitter, equal
+// lifetimes); the SA with the lowest nonce is closed by its creator and
+// exactly one new pair survives, with an outbound SA at every moment.
+TEST_P(IkePair, ChildRekeyCollision) {
+  for (auto* c : {&ca, &cb}) {
+    c->child_lifetime_s = 100;
+    c->jitter_percent = 0;
+  }
+  connect();
+  net.run_for(89000, 1000);
+  bool gap = false;
+  for (int i = 0; i < 200; ++i) {
+    net.run_for(100, 100);
+    for (Peer* p : {a, b}) {
+      bool has_out = false;
+      for (const auto& [k, s] : p->dp->sas()) has_out |= k.first == Direction::Out;
+      gap |= !has_out;
+    }
+  }
+  net.run_for(10000, 500);
+  EXPECT_FALSE(gap);
+  EXPECT_GE(a->d->counters().child_rekeyed, 1u);
+  EXPECT_GE(b->d->counters().child_rekeyed, 1u);
+  expect_twinned(1);
+  EXPECT_EQ(a->dp->sas().size(), 2u) << "one inbound and one outbound SA left";
+  EXPECT_EQ(b->dp->sas().size(), 2u);
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+}
+
+// Both peers start an IKE_SA rekey at once: each refuses the other's with
+// TEMPORARY_FAILURE, retries after a random delay, and one rekey wins.
+TEST_P(IkePair, IkeRekeyCollision) {
+  for (auto* c : {&ca, &cb}) {
+    c->ike_lifetime_s = 200;
+    c->jitter_percent = 0;
+  }
+  connect();
+  net.run_for(200000, 500);
+  auto sa = a->d->sas();
+  auto sb = b->d->sas();
+  ASSERT_EQ(sa.size(), 1u);
+  ASSERT_EQ(sb.size(), 1u);
+  EXPECT_EQ(sa[0].spi_i, sb[0].spi_i);
+  EXPECT_EQ(sa[0].spi_r, sb[0].spi_r);
+  EXPECT_GE(a->d->counters().ike_rekeyed + b->d->counters().ike_rekeyed, 2u);
+  expect_twinned(1);
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+}
+
 TEST_P(IkePair, DpdDeclaresADeadPeerWithinIntervalPlusTimeout) {
   connect();
   ASSERT_TRUE(st(ini()).up);

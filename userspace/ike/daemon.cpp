@@ -281,6 +281,10 @@ struct Pending {
   uint64_t new_ike_spi = 0;
   std::vector<net::Cidr> local, remote;
   DhId pfs = DhId::None;
+  // §2.8.1: the peer rekeyed the same CHILD_SA while this rekey ran; its
+  // exchange's nonces decide which of the two new SAs is redundant.
+  bool collided = false;
+  Bytes peer_ni, peer_nr;
 };
 
 Pending pending(Task t) {
@@ -400,6 +404,13 @@ struct Daemon::Impl {
     const double margin = life * c.rekey_margin_percent / 100.0;
     std::uniform_real_distribution<double> u(0.0, margin * c.jitter_percent / 100.0);
     return static_cast<uint64_t>(std::max(1000.0, life - margin - u(rng)));
+  }
+
+  // A refused or colliding rekey is retried after 2-10 s, at random so the
+  // two peers do not collide again (§2.8.1).
+  uint64_t retry_delay_ms() {
+    std::uniform_int_distribution<uint64_t> u(2000, 10000);
+    return u(rng);
   }
 
   // ---- failure bookkeeping
@@ -1106,7 +1117,20 @@ struct Daemon::Impl {
     Child& added = sa.children.back();
     if (rekey) {
       ++ctr.child_rekeyed;
-      if (Child* old = child_by_in(sa, p.task.spi)) {
+      // §2.8.1: after a collision the SA created with the lowest of the
+      // four nonces is redundant and its creator closes it; the other
+      // exchange's initiator closes the old SA.
+      const bool redundant =
+          p.collided && std::min(p.nonce, nr_child) < std::min(p.peer_ni, p.peer_nr);
+      if (redundant) {
+        added.rekeyed = true;
+        log_sa(spdlog::level::info, sa, "ike.rekey_collision",
+               {{"redundant_spi_in", hex32(added.spi_in)}, {"closed_by", "us"}});
+        sa.queue.push_front(Task{TaskKind::ChildDelete, 0, 0, {added.spi_in}});
+      } else if (Child* old = child_by_in(sa, p.task.spi)) {
+        if (p.collided)
+          log_sa(spdlog::level::info, sa, "ike.rekey_collision",
+                 {{"redundant_spi_in", "peer's"}, {"closed_by", "peer"}});
         old->rekeyed = true;
         sa.queue.push_front(Task{TaskKind::ChildDelete, 0, 0, {old->spi_in}});
       }
@@ -1513,8 +1537,15 @@ struct Daemon::Impl {
       auto d = DiffieHellman::create(static_cast<DhId>(ke->group));
       if (d) dh = std::move(*d);
     }
+    const bool collision = old && sa.active && sa.active->task.kind == TaskKind::ChildRekey &&
+                           sa.active->task.spi == old->spi_in;
     auto ps = respond_child(sa, *c, m, false, ni->data, nr, dh.get(), old);
     if (!ps.empty() && ps[0].type == PayloadType::SA) {
+      if (collision) {
+        sa.active->collided = true;
+        sa.active->peer_ni = ni->data;
+        sa.active->peer_nr = nr;
+      }
       const auto& chosen = std::get<SaPayload>(ps[0].body);
       ps.insert(ps.begin() + 1, make_payload(PayloadType::Nonce, NoncePayload{nr}));
       bool pfs = false;
@@ -1805,7 +1836,7 @@ struct Daemon::Impl {
         if (k == TaskKind::ChildRekey && m.notify(Notify::TemporaryFailure)) {
           // §2.8.1 collision: the peer rekeys this one; try again later.
           (void)dp.delete_sa(dp::Direction::In, p.spi_in);
-          if (Child* old = child_by_in(sa, p.task.spi)) old->rekey_at = now() + 2000;
+          if (Child* old = child_by_in(sa, p.task.spi)) old->rekey_at = now() + retry_delay_ms();
           break;
         }
         if (k == TaskKind::ChildRekey && m.notify(Notify::ChildSaNotFound)) {
@@ -1847,21 +1878,21 @@ struct Daemon::Impl {
     if (sap) choice = accepted_ike(*sap, c->cfg.ike);
     if (!sap || !nr || !ke || !choice || sap->proposals[0].spi.size() != 8 || !p.dh) {
       // TEMPORARY_FAILURE (collision) or refusal: retry later.
-      sa.rekey_at = now() + 10000;
+      sa.rekey_at = now() + retry_delay_ms();
       if (m.notify(Notify::NoProposalChosen))
         record_failure(c, Failure::ProposalMismatch, "peer refused our IKE rekey proposals");
       return;
     }
     auto gir = p.dh->shared_secret(ke->data);
     if (!gir) {
-      sa.rekey_at = now() + 10000;
+      sa.rekey_at = now() + retry_delay_ms();
       return;
     }
     IkeSa* created = successor(sa, true, p.new_ike_spi, load64(sap->proposals[0].spi), choice->algs,
                                p.nonce, nr->data, *gir);
     OPENSSL_cleanse(gir->data(), gir->size());
     if (!created) {
-      sa.rekey_at = now() + 10000;
+      sa.rekey_at = now() + retry_delay_ms();
       return;
     }
     IkeSa& nsa = *created;
