@@ -280,6 +280,77 @@ TEST_P(IkePair, IkeRekeyCollision) {
   EXPECT_TRUE(st(*a).up && st(*b).up);
 }
 
+// A NAT in front of the initiator: both sides detect it (§2.23), float to
+// 4500 and encapsulate ESP in UDP; when the NAT's mapping changes, the
+// responder follows the peer's new port (and so do its CHILD_SAs).
+TEST_P(IkePair, NatDetectionAndMappingChange) {
+  Peer& behind = ini();
+  uint16_t mapped = 40001;
+  net.filter = [&](Datagram& d) {
+    if (d.from.addr == behind.addr) d.from.port = d.from.port == 500 ? 40000 : mapped;
+    if (d.to.addr == behind.addr && d.to.port >= 40000) d.to.port = d.to.port == 40000 ? 500 : 4500;
+    return true;
+  };
+  connect();
+  ASSERT_TRUE(st(*a).up && st(*b).up);
+  auto si = ini().d->sas();
+  auto sr = res().d->sas();
+  EXPECT_TRUE(si[0].nat_local);
+  EXPECT_TRUE(sr[0].nat_remote);
+  EXPECT_EQ(sr[0].remote, behind.addr.str() + ":40001");
+  for (Peer* p : {a, b})
+    for (const auto& [k, sa] : p->dp->sas()) EXPECT_EQ(sa.encap, dp::Encap::Udp);
+  auto out_port = [&] {
+    for (const auto& [k, sa] : res().dp->sas())
+      if (k.first == Direction::Out) return sa.remote_port;
+    return uint16_t{0};
+  };
+  EXPECT_EQ(out_port(), 40001);
+  // The mapping changes; the next message from the peer (a DPD probe once
+  // it is idle) comes from the new port.
+  mapped = 40777;
+  net.run_for(40000, 500);
+  EXPECT_EQ(res().d->sas()[0].remote, behind.addr.str() + ":40777");
+  EXPECT_EQ(out_port(), 40777);
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  // The data plane may see it first (ESP from a new port): its event moves the SA too.
+  const uint32_t tunnel = res().d->sas()[0].children[0].tunnel_id;
+  dp::Event ev;
+  ev.kind = dp::Event::Kind::NatMapping;
+  ev.tunnel_id = tunnel;
+  ev.new_addr = behind.addr;
+  ev.new_port = 40999;
+  res().d->on_event(ev);
+  EXPECT_EQ(out_port(), 40999);
+}
+
+TEST_P(IkePair, HalfOpenLimitPerSource) {
+  DaemonOptions o = SimNet::fast_options();
+  o.half_open_per_source = 3;
+  o.cookie_threshold = 1000;
+  SimNet n2(o);
+  auto& x = n2.add_peer("a", "192.0.2.1");
+  auto& y = n2.add_peer("b", "198.51.100.1");
+  ASSERT_TRUE(y.d->upsert(basic_conn(x, y, false)).has_value());
+  // Five IKE_SA_INIT requests from one source that never complete.
+  auto cx = basic_conn(x, y, true);
+  for (int i = 0; i < 5; ++i) {
+    cx.name = "c" + std::to_string(i);
+    ASSERT_TRUE(x.d->upsert(cx).has_value());
+    ASSERT_TRUE(x.d->initiate(cx.name).has_value());
+  }
+  n2.filter = [&](Datagram& d) {
+    auto h = parse_header(d.data);
+    return !(h && h->exchange == Exchange::IkeAuth);  // AUTH never arrives
+  };
+  n2.pump();
+  EXPECT_EQ(y.d->sas().size(), 3u);
+  EXPECT_EQ(y.d->counters().half_open_refused, 2u);
+  // Half-open SAs expire, making room again.
+  n2.run_for(31000, 1000);
+  EXPECT_LE(y.d->sas().size(), 3u);
+}
+
 TEST_P(IkePair, DpdDeclaresADeadPeerWithinIntervalPlusTimeout) {
   connect();
   ASSERT_TRUE(st(ini()).up);

@@ -2086,8 +2086,13 @@ struct Daemon::Impl {
     if (!c) return;
     for (auto& ch : sa.children) {
       if (!ch.encap) continue;
-      (void)dp.update_sa(sa_spec(sa, ch, dp::Direction::In, *c));
-      if (ch.out_installed) (void)dp.update_sa(sa_spec(sa, ch, dp::Direction::Out, *c));
+      for (auto dir : {dp::Direction::In, dp::Direction::Out}) {
+        if (dir == dp::Direction::Out && !ch.out_installed) continue;
+        if (auto r = dp.update_sa(sa_spec(sa, ch, dir, *c)); !r)
+          log_sa(spdlog::level::warn, sa, "ike.child_update_failed",
+                 {{"spi", hex32(dir == dp::Direction::In ? ch.spi_in : ch.spi_out)},
+                  {"error", r.error()}});
+      }
     }
   }
 
