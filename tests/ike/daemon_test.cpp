@@ -425,6 +425,10 @@ TEST_P(IkePair, DhGroupMismatch) {
   connect();
   EXPECT_EQ(st(res()).failure, Failure::DhGroupMismatch);
   EXPECT_FALSE(st(ini()).up);
+  // The initiator's probe (every group with our algorithms) names it too.
+  EXPECT_EQ(st(ini()).failure, Failure::DhGroupMismatch) << st(ini()).failure_detail;
+  EXPECT_NE(st(ini()).failure_detail.find("ecp256"), std::string::npos);
+  EXPECT_TRUE(ini().d->sas().empty());
 }
 
 TEST_P(IkePair, TrafficSelectorMismatch) {

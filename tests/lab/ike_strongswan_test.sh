@@ -386,6 +386,7 @@ SS_LOCAL_ID=who.example.org failure_case id initiator id_mismatch aes128-sha256-
 failure_case proposal responder proposal_mismatch aes256-sha512-modp2048 aes128-sha256 psk-good
 failure_case proposal initiator proposal_mismatch aes256-sha512-modp2048 aes128-sha256 psk-good
 failure_case dh responder dh_group_mismatch aes128-sha256-modp3072 aes128-sha256 psk-good
+failure_case dh initiator dh_group_mismatch aes128-sha256-modp3072 aes128-sha256 psk-good
 failure_case esp responder ipsec_proposal_mismatch aes128-sha256-modp2048 aes256-sha512 psk-good
 failure_case esp initiator ipsec_proposal_mismatch aes128-sha256-modp2048 aes256-sha512 psk-good
 SS_LOCAL_TS=10.99.0.0/24 failure_case ts responder traffic_selector_mismatch aes128-sha256-modp2048 aes128-sha256 psk-good

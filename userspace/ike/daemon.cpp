@@ -321,6 +321,10 @@ struct IkeSa {
   uint64_t last_rx = 0, dpd_check_at = 0;
   uint64_t inbound_packets_seen = 0;
   Identity peer_id;
+  // After NO_PROPOSAL_CHOSEN, one more IKE_SA_INIT offering our algorithms
+  // with every DH group tells a DH group mismatch from an algorithm one;
+  // its answer is read, never used.
+  bool dh_probe = false;
   bool rekeyed = false;       // superseded by a rekeyed IKE SA; children moved away
   uint32_t first_tunnel = 0;  // the plan the IKE_AUTH CHILD_SA negotiates
 
@@ -743,7 +747,8 @@ struct Daemon::Impl {
     sa.dh = std::move(*dh);
     std::vector<Payload> ps;
     if (!sa.cookie.empty()) ps.push_back(make_notify(Notify::Cookie, sa.cookie));
-    ps.push_back(make_payload(PayloadType::SA, ike_sa_payload(c->cfg.ike)));
+    ps.push_back(make_payload(
+        PayloadType::SA, ike_sa_payload(sa.dh_probe ? probe_proposals(c->cfg.ike) : c->cfg.ike)));
     const auto pub = sa.dh->public_value();
     ps.push_back(make_payload(PayloadType::KE, KePayload{static_cast<uint16_t>(sa.dh_group),
                                                          Bytes(pub.begin(), pub.end())}));
@@ -773,6 +778,7 @@ struct Daemon::Impl {
       sa.active.reset();
       return send_init(sa);
     }
+    if (sa.dh_probe) return finish_dh_probe(sa, *c, m);
     if (auto* n = m.notify(Notify::InvalidKePayload)) {
       const DhId want =
           n->data.size() == 2 ? static_cast<DhId>(load_be16(n->data.data())) : DhId::None;
@@ -790,10 +796,10 @@ struct Daemon::Impl {
       return send_init(sa);
     }
     if (m.notify(Notify::NoProposalChosen)) {
-      std::string ours;
-      for (const auto& a : c->cfg.ike) ours += (ours.empty() ? "" : ", ") + to_string(a);
-      return fail(sa, Failure::ProposalMismatch,
-                  "peer accepted none of our IKE proposals (we offered " + ours + ")");
+      log_sa(spdlog::level::info, sa, "ike.dh_probe", {{"why", "NO_PROPOSAL_CHOSEN"}});
+      sa.dh_probe = true;
+      sa.active.reset();
+      return send_init(sa);
     }
     if (m.notify(Notify::InvalidMajorVersion))
       return fail(sa, Failure::IkeVersionMismatch, "peer does not speak IKEv2");
@@ -830,6 +836,39 @@ struct Daemon::Impl {
     sa.mid_out = 1;
     sa.active.reset();
     send_auth(sa);
+  }
+
+  // Our proposals once more with every DH group we support (ours first).
+  static std::vector<IkeAlgs> probe_proposals(const std::vector<IkeAlgs>& ours) {
+    std::vector<IkeAlgs> v = ours;
+    for (const auto& a : ours)
+      for (DhId g : {DhId::Modp2048, DhId::Ecp256, DhId::Modp1024, DhId::Modp1536, DhId::Modp3072,
+                     DhId::Modp4096, DhId::Ecp384, DhId::Ecp521, DhId::Modp2048s256,
+                     DhId::Curve25519, DhId::Modp768}) {
+        IkeAlgs p = a;
+        p.dh = g;
+        if (std::find(v.begin(), v.end(), p) == v.end() && available(g)) v.push_back(p);
+      }
+    return v;
+  }
+
+  // The answer to the probe: a group the peer wants (INVALID_KE_PAYLOAD or
+  // a chosen proposal) means the algorithms matched and the group did not.
+  void finish_dh_probe(IkeSa& sa, Conn& c, const Message& m) {
+    std::string ours;
+    for (const auto& a : c.cfg.ike) ours += (ours.empty() ? "" : ", ") + to_string(a);
+    DhId want = DhId::None;
+    if (auto* n = m.notify(Notify::InvalidKePayload); n && n->data.size() == 2)
+      want = static_cast<DhId>(load_be16(n->data.data()));
+    else if (const auto* sap = m.get<SaPayload>(PayloadType::SA); sap && sap->proposals.size() == 1)
+      for (const auto& t : sap->proposals[0].transforms)
+        if (t.type == static_cast<uint8_t>(TransformType::Dh)) want = static_cast<DhId>(t.id);
+    if (want != DhId::None)
+      return fail(sa, Failure::DhGroupMismatch,
+                  "peer accepts our algorithms only with DH group " + to_string(want) +
+                      " (we offered " + ours + ")");
+    fail(sa, Failure::ProposalMismatch,
+         "peer accepted none of our IKE proposals (we offered " + ours + ")");
   }
 
   bool derive(IkeSa& sa, const Bytes& gir) {
