@@ -107,6 +107,15 @@ TEST_F(ApiTest, TokenIsRequiredAndPrivate) {
   EXPECT_EQ(d_.get("/v1/vpn-gateways").status, 200);
 }
 
+// Without ike: in its config xgwd holds no IKE SAs; the route still
+// answers (an empty list), and needs the token like every other.
+TEST_F(ApiTest, IkeSasWithoutIke) {
+  EXPECT_EQ(d_.request("GET", "/v1/ike-sas", "", std::string()).status, 401);
+  auto r = d_.get("/v1/ike-sas");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json(), nlohmann::json({{"ike_sas", nlohmann::json::array()}}));
+}
+
 TEST_F(ApiTest, CrudOfEveryObject) {
   const auto gw = make_gateway();
   auto g = d_.get("/v1/vpn-gateways/" + gw).json()["vpn_gateway"];

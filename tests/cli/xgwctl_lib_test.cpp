@@ -323,5 +323,32 @@ TEST(Endpoint, Parses) {
   EXPECT_FALSE(parse_endpoint(":80"));
 }
 
+TEST(FormatSas, SwanctlStyle) {
+  const Json sas = Json::parse(R"([{
+    "ike_sa_id": 3, "connection": "hq", "state": "ESTABLISHED", "version": 2, "initiator": true,
+    "spi_i": "91bd1b18250cb29c", "spi_r": "8aa22bb098f1ebbb", "local": "192.0.2.1:4500",
+    "remote": "192.0.2.2:4500", "local_id": "192.0.2.1", "remote_id": "gw.example.org",
+    "algorithms": "aes128-sha256-prfsha256-modp2048", "nat_local": false, "nat_remote": true,
+    "established_seconds": 75, "rekey_in_seconds": 7300,
+    "children": [{"name": "rule1", "reqid": 1000, "state": "INSTALLED", "mode": "TUNNEL-in-UDP",
+                  "algorithms": "aes128gcm16", "spi_in": "66d8fad7", "spi_out": "13a501ed",
+                  "local_ts": ["10.1.0.0/24"], "remote_ts": ["10.2.0.0/24", "10.3.0.0/24"],
+                  "installed_seconds": 5, "rekey_in_seconds": 3000, "bytes_in": 336,
+                  "packets_in": 4, "bytes_out": 84, "packets_out": 1}]}])");
+  EXPECT_EQ(format_sas(sas),
+            "hq: #3, ESTABLISHED, IKEv2, 91bd1b18250cb29c_i* 8aa22bb098f1ebbb_r\n"
+            "  local  '192.0.2.1' @ 192.0.2.1:4500\n"
+            "  remote 'gw.example.org' @ 192.0.2.2:4500 (behind NAT)\n"
+            "  aes128-sha256-prfsha256-modp2048\n"
+            "  established 75s ago, rekeying in 2h\n"
+            "  rule1: reqid 1000, INSTALLED, TUNNEL-in-UDP, ESP:aes128gcm16\n"
+            "    installed 5s ago, rekeying in 50m\n"
+            "    in  66d8fad7, 336 bytes, 4 packets\n"
+            "    out 13a501ed, 84 bytes, 1 packets\n"
+            "    local  10.1.0.0/24\n"
+            "    remote 10.2.0.0/24 10.3.0.0/24\n");
+  EXPECT_EQ(format_sas(Json::array()), "");
+}
+
 }  // namespace
 }  // namespace xgw::ctl

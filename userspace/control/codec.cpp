@@ -357,11 +357,13 @@ Expected<VpnConnection, Error> connection_from_json(const Json& obj, PolicyDefau
       if (auto v = rt.enumeration("ha_role", kHaRoles)) t.ha_role = *v;
       t.tunnel_cidr = rt.cidr("tunnel_cidr");
       t.local_bgp_ip = rt.ip("local_bgp_ip");
-      rt.finish({"local_ip", "status"});
+      rt.finish({"local_ip", "status", "negotiation_status", "failure_reason", "failure_detail"});
       c.tunnels.push_back(t);
     }
   }
-  r.finish({"id", "status", "created_at", "updated_at"});
+  // Read-only: live state xgwd adds to views (a view sent back is fine).
+  r.finish({"id", "status", "negotiation_status", "failure_reason", "failure_detail", "created_at",
+            "updated_at"});
   if (err) return unexpected(*err);
   return c;
 }
