@@ -101,6 +101,12 @@ TEST_P(IkePair, EstablishesIkeAndChildSa) {
   EXPECT_EQ(res().d->counters().child_established, 1u);
   // SA_INIT, AUTH: two requests, two responses.
   EXPECT_EQ(net.log.size(), 4u);
+  const auto& ci = ini().d->counters();
+  EXPECT_EQ(ci.tx_by_exchange[0], 1u);  // IKE_SA_INIT
+  EXPECT_EQ(ci.tx_by_exchange[1], 1u);  // IKE_AUTH
+  EXPECT_EQ(ci.rx_by_exchange[0] + ci.rx_by_exchange[1], 2u);
+  EXPECT_EQ(res().d->counters().tx_by_exchange[1], 1u);
+  EXPECT_EQ(st(ini()).tunnel_ids.size(), 1u);
 }
 
 TEST_P(IkePair, CbcProposalsAndSeveralSubnets) {
@@ -198,6 +204,7 @@ TEST_P(IkePair, ChildRekeyKeepsAnOutboundSaAtAllTimes) {
   EXPECT_FALSE(gap) << "a moment without an outbound SA";
   EXPECT_GE(ini().d->counters().child_rekeyed, 1u);
   EXPECT_GE(res().d->counters().child_rekeyed, 1u);
+  EXPECT_GE(st(ini()).child_rekeys, 1u);
   expect_twinned();
   // The old SAs are gone: new SPIs only.
   for (const auto& [k, s] : ini().dp->sas()) EXPECT_EQ(before.count(k), 0u) << k.second;
@@ -211,6 +218,8 @@ TEST_P(IkePair, IkeRekeyMovesChildren) {
   net.run_for(300000, 500);
   EXPECT_GE(ini().d->counters().ike_rekeyed, 1u);
   EXPECT_GE(res().d->counters().ike_rekeyed, 1u);
+  EXPECT_GE(st(ini()).ike_rekeys, 1u);
+  EXPECT_GE(st(res()).ike_rekeys, 1u);
   auto si = ini().d->sas();
   auto sr = res().d->sas();
   ASSERT_EQ(si.size(), 1u);  // the old IKE SA was deleted
@@ -368,6 +377,8 @@ TEST_P(IkePair, DpdDeclaresADeadPeerWithinIntervalPlusTimeout) {
   EXPECT_GE(dead_at - t0, cfg.interval_s * 1000ull);
   EXPECT_TRUE(ini().dp->sas().empty()) << "the dead peer's SAs are removed";
   EXPECT_EQ(ini().d->counters().dead_peers, 1u);
+  EXPECT_EQ(st(ini()).dpd_timeouts, 1u);
+  EXPECT_GE(st(ini()).failures_total[Failure::DeadPeer], 1u);
 }
 
 TEST_P(IkePair, DpdKeepsALivePeer) {
@@ -383,6 +394,7 @@ TEST_P(IkePair, WrongPsk) {
   EXPECT_FALSE(st(*a).up);
   EXPECT_EQ(st(res()).failure, Failure::PskMismatch);
   EXPECT_EQ(st(ini()).failure, Failure::AuthFailed);
+  EXPECT_EQ(st(res()).failures_total[Failure::PskMismatch], 1u);
   EXPECT_TRUE(a->dp->sas().empty() && b->dp->sas().empty());
 }
 

@@ -420,6 +420,7 @@ struct Daemon::Impl {
   // ---- failure bookkeeping
   void record_failure(Conn* c, Failure f, const std::string& detail) {
     if (!c) return;
+    ++c->st.failures_total[f];
     c->st.failure = f;
     c->st.failure_detail = detail;
     c->st.failure_at_ms = now();
@@ -462,9 +463,12 @@ struct Daemon::Impl {
     return out;
   }
 
+  static int exchange_index(uint8_t ex) { return ex >= 34 && ex <= 37 ? ex - 34 : -1; }
+
   void transmit(const IkeSa& sa, std::span<const uint8_t> pkt) {
     if (pkt.empty()) return;
     ++ctr.tx;
+    if (int i = pkt.size() > 18 ? exchange_index(pkt[18]) : -1; i >= 0) ++ctr.tx_by_exchange[i];
     transport.send(sa.local, sa.remote, pkt);
   }
 
@@ -512,6 +516,7 @@ struct Daemon::Impl {
     encode_header(h, out);
     out.insert(out.end(), chain.begin(), chain.end());
     ++ctr.tx;
+    ++ctr.tx_by_exchange[0];
     transport.send(to, from, out);
   }
 
@@ -1156,6 +1161,7 @@ struct Daemon::Impl {
     Child& added = sa.children.back();
     if (rekey) {
       ++ctr.child_rekeyed;
+      if (Conn* rc = conn_of(sa)) ++rc->st.child_rekeys;
       // §2.8.1: after a collision the SA created with the lowest of the
       // four nonces is redundant and its creator closes it; the other
       // exchange's initiator closes the old SA.
@@ -1538,6 +1544,7 @@ struct Daemon::Impl {
       rekey_of->rekeyed = true;
       rekey_of->delete_at = now() + 60000;
       ++ctr.child_rekeyed;
+      if (Conn* rc = conn_of(sa)) ++rc->st.child_rekeys;
     }
     SaPayload chosen = esp_sa_payload({choice->algs}, ch.spi_in, !in_auth);
     chosen.proposals[0].number = choice->number;
@@ -1653,6 +1660,7 @@ struct Daemon::Impl {
     index(nsa);
     adopt(sa, nsa);
     ++ctr.ike_rekeyed;
+    if (Conn* rc = conn_of(sa)) ++rc->st.ike_rekeys;
   }
 
   // The IKE SA that replaces `old` after a rekey (§2.18): keys from the old
@@ -1938,6 +1946,7 @@ struct Daemon::Impl {
     index(nsa);
     adopt(sa, nsa);
     ++ctr.ike_rekeyed;
+    if (Conn* rc = conn_of(sa)) ++rc->st.ike_rekeys;
     // §1.3.2: the rekey's initiator deletes the old IKE SA.
     sa.queue.push_back(Task{TaskKind::IkeDelete, 0, 0, {}});
   }
@@ -1950,6 +1959,7 @@ struct Daemon::Impl {
     if (k == TaskKind::IkeDelete || sa.rekeyed) return destroy(sa.uid);
     if (k == TaskKind::Dpd || sa.state == IkeState::Established) {
       ++ctr.dead_peers;
+      if (c) ++c->st.dpd_timeouts;
       log_sa(spdlog::level::warn, sa, "ike.dead_peer", {{"remote", ep_str(sa.remote)}});
       return fail(sa, Failure::DeadPeer,
                   "no answer from " + sa.remote.addr.str() + " for " +
@@ -1995,6 +2005,7 @@ struct Daemon::Impl {
       ++ctr.malformed;
       return;
     }
+    if (int i = exchange_index(static_cast<uint8_t>(h->exchange)); i >= 0) ++ctr.rx_by_exchange[i];
     if (h->exchange == Exchange::IkeSaInit && !h->is_response()) {
       if (h->spi_r != 0 || !h->from_initiator()) {
         ++ctr.malformed;
@@ -2388,6 +2399,9 @@ uint64_t Daemon::tick() {
 const DaemonCounters& Daemon::counters() const {
   return impl_->ctr;
 }
+size_t Daemon::half_open() const {
+  return impl_->half_open(nullptr);
+}
 
 std::vector<std::string> Daemon::connections() const {
   std::vector<std::string> v;
@@ -2456,6 +2470,7 @@ std::optional<ConnStatus> Daemon::status(const std::string& name) const {
   auto it = impl_->conns.find(name);
   if (it == impl_->conns.end()) return std::nullopt;
   ConnStatus st = it->second.st;
+  for (const auto& p : it->second.plans) st.tunnel_ids.push_back(p.tunnel_id);
   IkeSa* sa = impl_->current_sa(name);
   st.established_children = 0;
   if (!sa) {

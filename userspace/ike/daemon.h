@@ -100,10 +100,17 @@ struct ConnStatus {
   std::string failure_detail;  // e.g. which proposals each side offered
   uint64_t failure_at_ms = 0;
   uint32_t established_children = 0;
+  // Monotonic, for metrics: since the connection was added.
+  uint64_t ike_rekeys = 0, child_rekeys = 0, dpd_timeouts = 0;
+  std::map<Failure, uint64_t> failures_total;
+  std::vector<uint32_t> tunnel_ids;  // the data-plane tunnels (reqids) of its CHILD_SAs
 };
 
 struct DaemonCounters {
   uint64_t rx = 0, tx = 0, retransmits = 0;
+  // By exchange (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL) and
+  // direction; messages with another exchange type count in rx only.
+  uint64_t rx_by_exchange[4] = {}, tx_by_exchange[4] = {};
   uint64_t malformed = 0;         // unparsable, dropped
   uint64_t bad_spi = 0;           // no IKE SA for the SPIs, dropped or INVALID_IKE_SPI
   uint64_t integrity_failed = 0;  // SK payload failed to verify
@@ -156,6 +163,8 @@ class Daemon {
   std::optional<ConnStatus> status(const std::string& name) const;
   std::vector<std::string> connections() const;
   const DaemonCounters& counters() const;
+  // Responder IKE SAs between IKE_SA_INIT and IKE_AUTH.
+  size_t half_open() const;
 
   struct Impl;
 
