@@ -83,6 +83,7 @@ PASS_NO_SA_PASS=$(awk '/define XGW_PASS_REASONS/{on=1} on && /X\(/{ if ($0 ~ /X\
 [ -n "$PASS_NO_SA_PASS" ] || fail "NO_SA_PASS not found in xgw_dp_abi.h"
 
 start_xgwd
+wait_log "event=dataplane.backend backend=xfrm configured=xfrm"
 ctl apply -f "$tmp/site.yaml" >/dev/null
 wait_log "event=dataplane.spd .*relations=1"
 wait_log "event=dataplane.attached interface=$XGW_GWA_LAN_IF role=lan"
@@ -147,7 +148,13 @@ lan_prog=$(xdp_prog "$XGW_GWA_LAN_IF")
 kill -TERM "$xgwd_pid"; wait "$xgwd_pid" || true; xgwd_pid=
 [ -n "$(xdp_prog "$XGW_GWA_LAN_IF")" ] || fail "XDP detached when xgwd stopped"
 synced=$(grep -c "event=dataplane.spd .*relations=1" "$tmp/xgwd.log" || true)
+# backend: auto probes the kernel (a throwaway ESP SA): userspace here,
+# where the kernel has no ESP, and the log says why.
+sed -i 's/backend: xfrm/backend: auto/' "$tmp/xgwd.yaml"
 start_xgwd
+wait_log "event=dataplane.backend .*configured=auto"
+grep -qE 'event=dataplane.backend backend=(userspace configured=auto reason="auto: fell back to userspace, the kernel cannot install an ESP SA|xfrm configured=auto reason="auto: the kernel installs ESP SAs)' \
+  "$tmp/xgwd.log" || fail "backend auto: no clear choice in the log"
 wait_log "event=dataplane.spd .*relations=1" $((synced + 1))
 after=$(reason pass $PASS_NO_SA_PASS)
 [ "$after" -ge "$before" ] || fail "counters reset across restart ($before -> $after)"

@@ -73,6 +73,10 @@ dataplane:
   EXPECT_FALSE(c->dataplane.drop_no_sa);
   EXPECT_EQ(c->dataplane.gateways.at("gw-hq").lan_interface, "eth1");
   EXPECT_EQ(c->dataplane.gateways.at("gw-hq").wan_interface, "eth0");
+  // auto: resolved at start by a probe (xgwd/dataplane_factory.h).
+  c = parse_config("dataplane: {backend: auto}", Config{});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->dataplane.backend, "auto");
   for (const char* bad :
        {"dataplane: {pin_dir: /tmp/x}", "dataplane: {tier: fast}", "dataplane: {backend: dpdk}",
         "dataplane: {gateways: {g: {lan_interface: averyveryverylongname}}}",

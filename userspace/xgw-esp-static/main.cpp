@@ -1,7 +1,9 @@
-// xgw-esp-static: runs xgw's userspace ESP data path with manually keyed
+// xgw-esp-static: runs xgw's userspace ESP data path — or, with `backend:
+// xfrm`, programs the kernel's through XfrmDataplane — with manually keyed
 // SAs from a YAML file. A lab, benchmark and interop tool (documented in
-// docs/esp.md), not a production configuration path: production SAs come
-// from the IKE daemons through the same Dataplane interface.
+// docs/esp.md and docs/xfrm.md), not a production configuration path:
+// production SAs come from the IKE daemons through the same Dataplane
+// interface.
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "dataplane/userspace_dataplane.h"
+#include "dataplane/xfrm_dataplane.h"
 #include "static_config.h"
 
 namespace {
@@ -27,9 +30,10 @@ int run_ip(std::vector<std::string> args) {
   return xgw::run_program(args);
 }
 
-nlohmann::json stats(xgw::dp::UserspaceDataplane& dp, const xgw::esp_static::StaticConfig& cfg,
+nlohmann::json stats(xgw::dp::Dataplane& dp, const xgw::esp_static::StaticConfig& cfg,
                      const nlohmann::json& events) {
   nlohmann::json j;
+  j["backend"] = dp.capabilities().backend;
   j["sas"] = nlohmann::json::array();
   for (const auto& sa : cfg.sas) {
     auto c = dp.sa_counters(sa.dir, sa.spi);
@@ -88,7 +92,9 @@ bool write_atomically(const std::string& path, const std::string& body) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"xgw-esp-static: userspace ESP with manually keyed SAs (labs and benchmarks)"};
+  CLI::App app{
+      "xgw-esp-static: userspace (or kernel XFRM) ESP with manually keyed SAs (labs and "
+      "benchmarks)"};
   std::string config_path, stats_path, log_level = "info";
   app.add_option("--config", config_path, "YAML file with the TUN device, SAs and policies")
       ->required();
@@ -119,13 +125,29 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  auto dp = xgw::dp::UserspaceDataplane::create(cfg->dataplane);
-  if (!dp) {
-    xgw::log::error("esp.start_failed", {{"error", dp.error()}});
-    return 1;
+  const bool xfrm = cfg->backend == xgw::esp_static::StaticConfig::Backend::Xfrm;
+  std::unique_ptr<xgw::dp::Dataplane> dp;
+  std::string tun;
+  unsigned workers = 0;
+  if (xfrm) {
+    auto x = xgw::dp::XfrmDataplane::create(cfg->xfrm);
+    if (!x) {
+      xgw::log::error("esp.start_failed", {{"backend", "xfrm"}, {"error", x.error()}});
+      return 1;
+    }
+    dp = std::move(*x);
+  } else {
+    auto u = xgw::dp::UserspaceDataplane::create(cfg->dataplane);
+    if (!u) {
+      xgw::log::error("esp.start_failed", {{"backend", "userspace"}, {"error", u.error()}});
+      return 1;
+    }
+    tun = (*u)->tun_name();
+    workers = (*u)->workers();
+    dp = std::move(*u);
   }
   for (const auto& sa : cfg->sas) {
-    if (auto r = (*dp)->add_sa(sa); !r) {
+    if (auto r = dp->add_sa(sa); !r) {
       xgw::log::error("esp.sa_failed", {{"sa", sa.name}, {"error", r.error()}});
       return 1;
     }
@@ -137,7 +159,7 @@ int main(int argc, char** argv) {
                                     {"encap", sa.encap == xgw::dp::Encap::Udp ? "udp" : "none"}});
   }
   for (const auto& p : cfg->policies) {
-    if (auto r = (*dp)->add_policy(p); !r) {
+    if (auto r = dp->add_policy(p); !r) {
       xgw::log::error("esp.policy_failed", {{"error", r.error()}});
       return 1;
     }
@@ -155,19 +177,23 @@ int main(int argc, char** argv) {
       }
     }
   }
-  xgw::log::info("esp.running", {{"tun", (*dp)->tun_name()},
-                                 {"workers", (*dp)->workers()},
-                                 {"udp_port", cfg->dataplane.udp_port}});
+  if (xfrm)
+    xgw::log::info("esp.running", {{"backend", "xfrm"}, {"udp_port", cfg->xfrm.udp_port}});
+  else
+    xgw::log::info("esp.running", {{"backend", "userspace"},
+                                   {"tun", tun},
+                                   {"workers", workers},
+                                   {"udp_port", cfg->dataplane.udp_port}});
 
   nlohmann::json events = nlohmann::json::array();
   auto dump = [&] {
-    if (!stats_path.empty()) write_atomically(stats_path, stats(**dp, *cfg, events).dump());
+    if (!stats_path.empty()) write_atomically(stats_path, stats(*dp, *cfg, events).dump());
   };
   timespec tick{1, 0};
   for (;;) {
     siginfo_t si;
     const int sig = sigtimedwait(&sigs, &si, &tick);
-    for (const auto& e : (*dp)->poll_events()) {
+    for (const auto& e : dp->poll_events()) {
       nlohmann::json je = {{"kind", xgw::dp::to_string(e.kind)},
                            {"limit", xgw::dp::to_string(e.limit)},
                            {"spi", e.spi},

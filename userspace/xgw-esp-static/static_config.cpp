@@ -71,8 +71,23 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
   try {
     YAML::Node root = YAML::Load(yaml);
     only_keys("config", root,
-              {"tun", "device", "mtu", "workers", "udp_port", "raw_esp", "ipv6", "udp_gso",
-               "install_routes", "tunnel_id", "sas", "policies"});
+              {"backend", "tun", "device", "mtu", "workers", "udp_port", "raw_esp", "ipv6",
+               "udp_gso", "install_routes", "tunnel_id", "sas", "policies"});
+    if (root["backend"]) {
+      const std::string b = str("backend", root["backend"]);
+      if (b == "xfrm")
+        c.backend = StaticConfig::Backend::Xfrm;
+      else if (b != "userspace")
+        throw Error{"backend: must be userspace or xfrm"};
+    }
+    if (c.backend == StaticConfig::Backend::Xfrm) {
+      // The kernel path has no device, workers or routes of ours: a key
+      // that would be ignored is an error instead.
+      for (const char* k :
+           {"tun", "device", "mtu", "workers", "raw_esp", "udp_gso", "install_routes"})
+        if (root[k]) throw Error{std::string(k) + ": only with backend: userspace"};
+      c.install_routes = false;
+    }
     if (root["tun"]) c.dataplane.tun_name = str("tun", root["tun"]);
     if (root["device"]) {
       const std::string d = str("device", root["device"]);
@@ -88,6 +103,8 @@ Expected<StaticConfig, std::string> parse_static_config(const std::string& yaml)
     if (root["ipv6"]) c.dataplane.ipv6 = root["ipv6"].as<bool>();
     if (root["udp_gso"]) c.dataplane.udp_gso = root["udp_gso"].as<bool>();
     if (root["install_routes"]) c.install_routes = root["install_routes"].as<bool>();
+    c.xfrm.udp_port = c.dataplane.udp_port;
+    c.xfrm.ipv6 = c.dataplane.ipv6;
     const uint32_t tunnel =
         root["tunnel_id"]
             ? static_cast<uint32_t>(parse_uint("tunnel_id", root["tunnel_id"], UINT32_MAX))

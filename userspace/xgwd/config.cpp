@@ -50,8 +50,9 @@ Expected<void, std::string> parse_dataplane(const YAML::Node& v, DataplaneConfig
       d.tier_percpu = t == "percpu";
     } else if (k == "backend") {
       if (!read_scalar(n, "dataplane.backend", d.backend, err)) return unexpected(err);
-      if (d.backend != "xfrm" && d.backend != "userspace")
-        return unexpected("config: dataplane.backend '" + d.backend + "' is not xfrm or userspace");
+      if (d.backend != "xfrm" && d.backend != "userspace" && d.backend != "auto")
+        return unexpected("config: dataplane.backend '" + d.backend +
+                          "' is not xfrm, userspace or auto");
     } else if (k == "drop_unmatched") {
       if (!read_scalar(n, "dataplane.drop_unmatched", d.drop_unmatched, err))
         return unexpected(err);

@@ -21,8 +21,10 @@ struct DataplaneGateway {
 struct DataplaneConfig {
   bool enabled = false;
   std::string pin_dir = "/sys/fs/bpf/xgw/default";
-  bool tier_percpu = false;           // tier: shared (default) | percpu
-  std::string backend = "userspace";  // xfrm | userspace
+  bool tier_percpu = false;  // tier: shared (default) | percpu
+  // xfrm | userspace | auto (xfrm when the kernel can install an ESP SA,
+  // else userspace: dataplane_factory.h)
+  std::string backend = "userspace";
   bool drop_unmatched = false;
   bool drop_no_sa = false;
   std::map<std::string, DataplaneGateway> gateways;

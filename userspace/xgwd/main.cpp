@@ -26,6 +26,7 @@
 #include "xgwd/ike_sync.h"
 #include "dataplane/userspace_dataplane.h"
 #include "ike/runtime.h"
+#include "xgwd/dataplane_factory.h"
 #include "xgwd/topology.h"
 #include "xgwd/xdp_sync.h"
 
@@ -182,6 +183,13 @@ int main(int argc, char** argv) {
   std::function<void()> schedule_sync = [] {};
   std::function<void(const boost::system::error_code&)> tick;
   if (cfg->dataplane.enabled) {
+    // dataplane.backend `auto` is resolved once, here (a probe SA); the
+    // XDP verdict per tunnel follows the result. Reloads keep it.
+    const auto choice = xgwd::choose_backend(cfg->dataplane);
+    log::info("dataplane.backend", {{"backend", choice.backend},
+                                    {"configured", cfg->dataplane.backend},
+                                    {"reason", choice.reason}});
+    cfg->dataplane.backend = choice.backend;
     auto opened = loader::XdpDataplane::open({.pin_dir = cfg->dataplane.pin_dir,
                                               .tier_percpu = cfg->dataplane.tier_percpu,
                                               .flow_cache = true});
@@ -335,6 +343,7 @@ int main(int argc, char** argv) {
               next->dataplane.tier_percpu != cfg->dataplane.tier_percpu)
             log::warn("xgwd.reload_partial",
                       {{"reason", "dataplane pin_dir and tier change only on restart"}});
+          if (next->dataplane.backend == "auto") next->dataplane.backend = cfg->dataplane.backend;
           xdp->set_config(next->dataplane);
           schedule_sync();
         } else if (next->dataplane.enabled) {
