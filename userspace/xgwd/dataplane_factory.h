@@ -5,9 +5,7 @@
 //
 // choose_backend() resolves the name only (the XDP program's verdict for
 // each tunnel depends on it); make_dataplane() also creates the backend
-// the IKE runtime programs. xgwd calls only the former today: its IKE
-// block still creates the userspace engine itself (see docs/xfrm.md,
-// "Scenario 2", for the remaining wiring).
+// the IKE runtime programs (xgwd's `ike:` block).
 #pragma once
 
 #include <memory>

@@ -221,18 +221,15 @@ int main(int argc, char** argv) {
     event_timer.expires_after(std::chrono::milliseconds(250));
     event_timer.async_wait(tick);
   }
-  // IKEv2 with the userspace ESP path: SAs negotiated for every IKEv2
-  // connection in the store, re-synced after every committed change.
-  std::unique_ptr<dp::UserspaceDataplane> esp_dp;
+  // IKEv2: SAs negotiated for every IKEv2 connection in the store,
+  // re-synced after every committed change, installed in the ESP data
+  // plane dataplane.backend names (userspace, xfrm or auto).
+  std::unique_ptr<dp::Dataplane> esp_dp;
   std::unique_ptr<ike::Runtime> ike_rt;
   std::unique_ptr<xgwd::IkeSync> ike_sync;
   if (cfg->ike.enabled) {
-    dp::UserspaceOptions uo;
-    uo.tun_name = cfg->ike.tun;
-    uo.mtu = cfg->ike.mtu;
-    uo.workers = cfg->ike.workers;
-    uo.raw_esp = cfg->ike.raw_esp;
-    auto created = dp::UserspaceDataplane::create(uo);
+    std::string chosen;
+    auto created = xgwd::make_dataplane(*cfg, &chosen);
     if (!created) {
       log::error("ike.dataplane", {{"error", created.error()}});
       return 1;
@@ -246,12 +243,22 @@ int main(int argc, char** argv) {
       return 1;
     }
     ike_rt = std::move(*rt);
-    ike_sync = std::make_unique<xgwd::IkeSync>(**store, *ike_rt, cfg->ike);
+    xgwd::IkeConfig ikc = cfg->ike;
+    // The kernel (xfrm) routes by its policies; only the userspace path
+    // needs the remote subnets routed into its device.
+    const bool userspace = esp_dp->capabilities().backend == "userspace";
+    if (!userspace) ikc.install_routes = false;
+    ike_sync = std::make_unique<xgwd::IkeSync>(**store, *ike_rt, ikc);
     cp.set_connection_overlay([&ike_sync](control::Json& v) { ike_sync->overlay(v); });
     cp.set_sa_provider([&ike_sync] { return ike_sync->sas_json(); });
     boost::asio::post(io, [&ike_sync] { (void)ike_sync->sync(); });
-    log::info("ike.started", {{"port", cfg->ike.port}, {"device", esp_dp->tun_name()},
-                              {"workers", esp_dp->workers()}});
+    if (auto* u = dynamic_cast<dp::UserspaceDataplane*>(esp_dp.get()))
+      log::info("ike.started", {{"port", cfg->ike.port},
+                                {"backend", chosen},
+                                {"device", u->tun_name()},
+                                {"workers", u->workers()}});
+    else
+      log::info("ike.started", {{"port", cfg->ike.port}, {"backend", chosen}});
   }
   // Prometheus exposition: counters read at scrape time, the object
   // topology republished after every change.
