@@ -37,11 +37,99 @@ void Exporter::publish(Topology t) {
   topo_ = std::move(t);
 }
 
+void Exporter::publish_ike(IkeSnapshot s) {
+  std::lock_guard lk(mu_);
+  ike_ = std::move(s);
+}
+
+namespace {
+
+// IKE and ESP families (SPEC §7): tunnel state, negotiation, rekeys, DPD,
+// failures by reason, ESP traffic and drops, IKE messages.
+void collect_ike(const IkeSnapshot& s, std::vector<MetricFamily>& out) {
+  auto labels = [](const IkeSnapshot::Tunnel& t) -> std::vector<ClientMetric::Label> {
+    return {{"gateway", t.gateway}, {"connection", t.connection}, {"role", t.role}};
+  };
+  auto with = [&](const IkeSnapshot::Tunnel& t, std::string k, std::string v) {
+    auto l = labels(t);
+    l.push_back({std::move(k), std::move(v)});
+    return l;
+  };
+  auto state = family("xgw_tunnel_ike_state",
+                      "IKE state of the tunnel, as a state set (1 = current)", MetricType::Gauge);
+  auto children =
+      family("xgw_tunnel_child_sas", "established CHILD_SAs of the tunnel", MetricType::Gauge);
+  auto rekeys =
+      family("xgw_tunnel_rekeys_total", "rekeys of the tunnel's SAs, by kind", MetricType::Counter);
+  auto dpd =
+      family("xgw_tunnel_dpd_timeouts_total", "peers declared dead by DPD", MetricType::Counter);
+  auto failures = family("xgw_tunnel_negotiation_failures_total",
+                         "failed negotiations, by reason (docs/ike.md)", MetricType::Counter);
+  const char* names[][2] = {{"xgw_tunnel_esp_receive_bytes_total", "inner bytes decrypted"},
+                            {"xgw_tunnel_esp_receive_packets_total", "inner packets decrypted"},
+                            {"xgw_tunnel_esp_transmit_bytes_total", "inner bytes encrypted"},
+                            {"xgw_tunnel_esp_transmit_packets_total", "inner packets encrypted"}};
+  std::vector<MetricFamily> esp;
+  for (const auto& n : names)
+    esp.push_back(family(n[0],
+                         std::string(n[1]) + " by the userspace ESP path; monotonic across rekeys",
+                         MetricType::Counter));
+  for (const auto& t : s.tunnels) {
+    for (const char* st : {"down", "connecting", "partial", "established"})
+      add(state, with(t, "state", st), t.state == st ? 1 : 0);
+    add(children, labels(t), t.child_sas);
+    add(rekeys, with(t, "kind", "ike"), static_cast<double>(t.ike_rekeys));
+    add(rekeys, with(t, "kind", "child"), static_cast<double>(t.child_rekeys));
+    add(dpd, labels(t), static_cast<double>(t.dpd_timeouts));
+    for (const auto& [reason, n] : t.failures)
+      add(failures, with(t, "reason", reason), static_cast<double>(n));
+    const uint64_t v[4] = {t.rx_bytes, t.rx_packets, t.tx_bytes, t.tx_packets};
+    for (size_t i = 0; i < 4; ++i) add(esp[i], labels(t), static_cast<double>(v[i]));
+  }
+  for (auto* f : {&state, &children, &rekeys, &dpd, &failures}) out.push_back(std::move(*f));
+  for (auto& f : esp) out.push_back(std::move(f));
+
+  auto msgs = family("xgw_ike_messages_total", "IKE messages by exchange and direction",
+                     MetricType::Counter);
+  for (const auto& [k, n] : s.messages)
+    add(msgs, {{"exchange", k.first}, {"direction", k.second}}, static_cast<double>(n));
+  out.push_back(std::move(msgs));
+  auto half =
+      family("xgw_ike_half_open_sas", "responder IKE SAs waiting for IKE_AUTH", MetricType::Gauge);
+  add(half, {}, static_cast<double>(s.half_open));
+  out.push_back(std::move(half));
+  const std::pair<const char*, uint64_t> ctrs[] = {
+      {"xgw_ike_cookies_sent_total", s.cookies_sent},
+      {"xgw_ike_retransmissions_total", s.retransmits},
+      {"xgw_ike_malformed_messages_total", s.malformed},
+      {"xgw_ike_integrity_failures_total", s.integrity_failures},
+      {"xgw_ike_authentication_failures_total", s.auth_failures}};
+  const char* helps[] = {"IKE_SA_INIT answered with a COOKIE (RFC 7296 §2.6)",
+                         "IKE requests sent again",
+                         "IKE datagrams dropped as unparsable or with unknown SPIs",
+                         "IKE messages whose Encrypted payload failed to verify",
+                         "IKE_AUTH exchanges that failed authentication (either side)"};
+  for (size_t i = 0; i < std::size(ctrs); ++i) {
+    auto f = family(ctrs[i].first, helps[i], MetricType::Counter);
+    add(f, {}, static_cast<double>(ctrs[i].second));
+    out.push_back(std::move(f));
+  }
+  auto drops = family("xgw_esp_drops_total", "packets the userspace ESP path dropped, by reason",
+                      MetricType::Counter);
+  for (const auto& [reason, n] : s.esp_drops)
+    add(drops, {{"reason", reason}}, static_cast<double>(n));
+  out.push_back(std::move(drops));
+}
+
+}  // namespace
+
 std::vector<MetricFamily> Exporter::Collect() const {
   Topology t;
+  std::optional<IkeSnapshot> ike;
   {
     std::lock_guard lk(mu_);
     t = topo_;
+    ike = ike_;
   }
   std::vector<MetricFamily> out;
   auto info = family("xgw_build_info", "xgw version; always 1", MetricType::Gauge);
@@ -61,10 +149,16 @@ std::vector<MetricFamily> Exporter::Collect() const {
 
   auto up =
       family("xgw_tunnel_up", "1 when the tunnel has an established SA, else 0", MetricType::Gauge);
-  for (const auto& tu : t.tunnels)
+  for (const auto& tu : t.tunnels) {
+    bool is_up = tu.up;
+    if (ike)  // the IKE daemon knows; every configured tunnel stays listed
+      for (const auto& lt : ike->tunnels)
+        if (lt.connection == tu.connection && lt.role == tu.role) is_up = lt.up;
     add(up, {{"gateway", tu.gateway}, {"connection", tu.connection}, {"role", tu.role}},
-        tu.up ? 1 : 0);
+        is_up ? 1 : 0);
+  }
   out.push_back(std::move(up));
+  if (ike) collect_ike(*ike, out);
 
   if (!dp_) return out;
 

@@ -10,6 +10,7 @@
 #include <prometheus/metric_family.h>
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -39,11 +40,34 @@ struct Topology {
   size_t max_spd_relations = 0;  // the largest SPD of one gateway and family
 };
 
+// The IKE daemon's and the ESP path's live state, published by xgwd once a
+// second from its io thread (the daemon is not thread-safe; scrapes run on
+// prometheus-cpp's thread). Counters are monotonic: per tunnel they are
+// kept across rekeys and re-negotiations by the publisher.
+struct IkeSnapshot {
+  struct Tunnel {
+    std::string gateway, connection, role;
+    bool up = false;
+    std::string state;  // down | connecting | partial | established
+    uint32_t child_sas = 0;
+    uint64_t ike_rekeys = 0, child_rekeys = 0, dpd_timeouts = 0;
+    std::map<std::string, uint64_t> failures;  // reason -> count
+    // Inner traffic through the ESP path (decrypted in, to be encrypted out).
+    uint64_t rx_bytes = 0, rx_packets = 0, tx_bytes = 0, tx_packets = 0;
+  };
+  std::vector<Tunnel> tunnels;
+  std::map<std::pair<std::string, std::string>, uint64_t> messages;  // (exchange, direction)
+  uint64_t half_open = 0, cookies_sent = 0, retransmits = 0, malformed = 0, integrity_failures = 0,
+           auth_failures = 0;
+  std::map<std::string, uint64_t> esp_drops;  // reason -> packets
+};
+
 class Exporter : public prometheus::Collectable {
  public:
   // `dp` may be null (no data plane): counters are then not exported.
   Exporter(std::string version, double start_time, const loader::XdpDataplane* dp);
   void publish(Topology t);
+  void publish_ike(IkeSnapshot s);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
@@ -52,6 +76,7 @@ class Exporter : public prometheus::Collectable {
   const loader::XdpDataplane* dp_;
   mutable std::mutex mu_;
   Topology topo_;
+  std::optional<IkeSnapshot> ike_;
 };
 
 }  // namespace xgw::metrics

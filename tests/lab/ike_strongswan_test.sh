@@ -46,7 +46,7 @@ ctl() { in_g1 "$XGWCTL" --state-dir "$tmp/state" "$@"; }
 # g2 routes h1's LAN into charon's libipsec TUN by itself (policy routes in
 # table 220); g1's kernel routes come from xgwd (ike.install_routes).
 cat >"$tmp/xgwd.yaml" <<YAML
-metrics: {listen: "off"}
+metrics: {listen: "127.0.0.1:0"}
 ike: {tun: xgw0, workers: 1}
 YAML
 start_xgwd() {
@@ -360,6 +360,84 @@ CONF
   ctl gateway delete gw-nat >/dev/null 2>&1 || true
   ip netns del "$NATNS"
   ran=$((ran + 1))
+fi
+
+# --- Prometheus: a real server scrapes xgwd while traffic crosses the tunnel ---
+if want metrics; then
+  if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    [ "${XGW_REQUIRE_PRIVILEGED:-0}" = 1 ] && fail "metrics: prometheus is not installed"
+    echo "skip - metrics: prometheus not installed"
+  else
+    site metrics psk-m aes-128 sha2-256 group14 aes-128-gcm-16 none true >"$tmp/site.yaml"
+    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "metrics: apply"
+    ss_conf metrics psk-m aes128-sha256-modp2048 aes128gcm16 none >"$tmp/ss.conf"
+    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "metrics: swanctl load"
+    wait_up metrics 20 || fail "metrics: tunnel not up"
+    maddr=$(cat "$tmp/state/metrics.addr")
+    # xgwd publishes the IKE state once a second.
+    for _ in $(seq 30); do
+      in_g1 curl -s --max-time 5 "http://$maddr/metrics" >"$tmp/metrics.txt" || fail "metrics: no /metrics"
+      grep -q '^xgw_tunnel_ike_state{.*connection="metrics".*state="established"} 1' "$tmp/metrics.txt" &&
+        break
+      sleep 0.2
+    done
+    grep -q '^xgw_tunnel_ike_state{.*connection="metrics".*state="established"} 1' "$tmp/metrics.txt" ||
+      fail "metrics: no established state in /metrics"
+    promtool check metrics <"$tmp/metrics.txt" >"$tmp/promtool.txt" 2>&1 ||
+      { cat "$tmp/promtool.txt" >&2; fail "metrics: promtool check metrics is not clean"; }
+    cat >"$tmp/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: xgw
+    static_configs: [{targets: ["$maddr"]}]
+YAML
+    in_g1 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
+      --web.listen-address=127.0.0.1:19090 >"$tmp/prometheus.log" 2>&1 &
+    prom_pid=$!
+    prom_query() {  # PromQL -> the first sample's value, or empty
+      in_g1 curl -s --max-time 2 --get --data-urlencode "query=$1" \
+        http://127.0.0.1:19090/api/v1/query | jq -r '.data.result[0].value[1] // empty' 2>/dev/null || true
+    }
+    prom_wait() {  # PromQL condition, timeout s: waits until it returns a sample
+      local got=
+      for _ in $(seq $(( $2 * 2 ))); do
+        got=$(prom_query "$1")
+        [ -n "$got" ] && { echo "$got"; return 0; }
+        sleep 0.5
+      done
+      return 1
+    }
+    ip netns exec "$H1" ping -c 200 -i 0.2 -W 1 "$ESP_LAB_H2_IP" >"$tmp/ping-m.txt" 2>&1 &
+    mping=$!
+    sel='connection="metrics",role="master"'
+    prom_wait "xgw_tunnel_up{$sel} == 1" 40 >/dev/null || fail "metrics: Prometheus never saw xgw_tunnel_up == 1"
+    rate=$(prom_wait "rate(xgw_tunnel_esp_receive_bytes_total{$sel}[5s]) > 0" 30) ||
+      fail "metrics: no receive rate on the tunnel"
+    # Rekeys of both kinds, started by strongSwan, under traffic.
+    ss_swanctl "$tmp/ss" --rekey --child net >/dev/null || fail "metrics: child rekey"
+    sleep 3
+    ss_swanctl "$tmp/ss" --rekey --ike metrics >/dev/null || fail "metrics: IKE rekey"
+    prom_wait "xgw_tunnel_rekeys_total{$sel,kind=\"child\"} >= 1" 20 >/dev/null ||
+      fail "metrics: the CHILD_SA rekey was not counted"
+    prom_wait "xgw_tunnel_rekeys_total{$sel,kind=\"ike\"} >= 1" 20 >/dev/null ||
+      fail "metrics: the IKE_SA rekey was not counted"
+    sleep 4
+    [ "$(prom_query "resets(xgw_tunnel_esp_receive_bytes_total{$sel}[2m])")" = 0 ] ||
+      fail "metrics: the tunnel's receive counter went backwards across the rekeys"
+    [ "$(prom_query "resets(xgw_tunnel_esp_transmit_packets_total{$sel}[2m])")" = 0 ] ||
+      fail "metrics: the tunnel's transmit counter went backwards across the rekeys"
+    kill "$mping" 2>/dev/null; wait "$mping" 2>/dev/null || true
+    # The peer dies: DPD (10 s + 6 s) turns the tunnel down in Prometheus.
+    kill -KILL "$(ss_pid "$tmp/ss")"
+    prom_wait "xgw_tunnel_up{$sel} == 0" 40 >/dev/null || fail "metrics: xgw_tunnel_up stayed 1 after the peer died"
+    prom_wait "xgw_tunnel_dpd_timeouts_total{$sel} >= 1" 10 >/dev/null || fail "metrics: no DPD timeout counted"
+    kill "$prom_pid"; wait "$prom_pid" 2>/dev/null || true
+    echo "ok   - metrics: Prometheus saw the tunnel up, $rate B/s in, rekeys counted without resets, down after DPD"
+    ctl connection delete metrics >/dev/null
+    ss_stop "$tmp/ss" || true
+    ss_start ss "$G2" "$tmp/ss" "" || fail "charon did not restart"
+    ran=$((ran + 1))
+  fi
 fi
 
 # --- Failure reasons ----------------------------------------------------------

@@ -152,8 +152,8 @@ Expected<ike::ConnConfig, std::string> conn_config(const VpnConnection& c, const
   return k;
 }
 
-IkeSync::IkeSync(store::Store& store, ike::Runtime& rt, IkeConfig settings)
-    : store_(store), rt_(rt), settings_(std::move(settings)) {}
+IkeSync::IkeSync(store::Store& store, ike::Runtime& rt, dp::Dataplane& dp, IkeConfig settings)
+    : store_(store), rt_(rt), dp_(dp), settings_(std::move(settings)) {}
 
 void IkeSync::route(const std::string& op, const net::Cidr& dst) {
   if (!settings_.install_routes) return;
@@ -194,6 +194,10 @@ Expected<void, std::string> IkeSync::sync() {
         continue;
       }
       names[c.id].push_back(k->name);
+      labels_[k->name] = {gw->name, c.name,
+                          t < c.tunnels.size()
+                              ? std::string(enum_name(kHaRoles, c.tunnels[t].ha_role))
+                              : std::string(t == 0 ? "master" : "slave")};
       want.emplace(k->name, std::move(*k));
     }
   }
@@ -201,6 +205,8 @@ Expected<void, std::string> IkeSync::sync() {
   for (auto it = loaded_.begin(); it != loaded_.end();) {
     if (!want.count(it->first)) {
       d.remove(it->first);
+      labels_.erase(it->first);
+      esp_totals_.erase(it->first);
       for (const auto& ch : it->second.children)
         for (const auto& r : ch.remote_ts) route("del", r);
       it = loaded_.erase(it);
@@ -303,6 +309,95 @@ Json IkeSync::sas_json() const {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+namespace {
+
+// b - a for a monotonic source that may have restarted (a new SA or tunnel
+// id starts from zero): then all of b is new.
+uint64_t delta(uint64_t a, uint64_t b) {
+  return b >= a ? b - a : b;
+}
+
+}  // namespace
+
+metrics::IkeSnapshot IkeSync::metrics_snapshot() {
+  auto& d = rt_.daemon();
+  metrics::IkeSnapshot s;
+  for (const auto& [name, l] : labels_) {
+    auto st = d.status(name);
+    if (!st) continue;
+    metrics::IkeSnapshot::Tunnel t;
+    t.gateway = l.gateway;
+    t.connection = l.connection;
+    t.role = l.role;
+    t.up = st->up;
+    t.state = st->state;
+    t.child_sas = st->established_children;
+    t.ike_rekeys = st->ike_rekeys;
+    t.child_rekeys = st->child_rekeys;
+    t.dpd_timeouts = st->dpd_timeouts;
+    for (const auto& [f, n] : st->failures_total) t.failures[ike::to_string(f)] = n;
+    auto& tot = esp_totals_[name];
+    for (uint32_t tid : st->tunnel_ids) {
+      auto cur = dp_.tunnel_counters(tid);
+      if (!cur) continue;
+      auto& last = last_tunnel_[tid];
+      tot.rx_bytes += delta(last.rx_bytes, cur->rx_bytes);
+      tot.rx_packets += delta(last.rx_packets, cur->rx_packets);
+      tot.tx_bytes += delta(last.tx_bytes, cur->tx_bytes);
+      tot.tx_packets += delta(last.tx_packets, cur->tx_packets);
+      last = *cur;
+    }
+    t.rx_bytes = tot.rx_bytes;
+    t.rx_packets = tot.rx_packets;
+    t.tx_bytes = tot.tx_bytes;
+    t.tx_packets = tot.tx_packets;
+    s.tunnels.push_back(std::move(t));
+  }
+  const auto& c = d.counters();
+  const char* exchanges[] = {"IKE_SA_INIT", "IKE_AUTH", "CREATE_CHILD_SA", "INFORMATIONAL"};
+  for (size_t i = 0; i < 4; ++i) {
+    s.messages[{exchanges[i], "received"}] = c.rx_by_exchange[i];
+    s.messages[{exchanges[i], "sent"}] = c.tx_by_exchange[i];
+  }
+  s.half_open = d.half_open();
+  s.cookies_sent = c.cookies_sent;
+  s.retransmits = c.retransmits;
+  s.malformed = c.malformed + c.bad_spi + c.invalid_message_id + c.unsupported_critical;
+  s.integrity_failures = c.integrity_failed;
+  s.auth_failures = c.auth_failures;
+  // ESP drops: the data plane's global counters, plus the per-SA ones
+  // summed as deltas (an SA's last second of drops is lost when it goes).
+  const auto g = dp_.counters();
+  s.esp_drops = {{"unknown_spi", g.unknown_spi},
+                 {"no_policy", g.no_policy},
+                 {"no_sa", g.no_sa},
+                 {"malformed", g.malformed},
+                 {"bad_next_header", g.bad_next_header},
+                 {"too_big", g.too_big},
+                 {"no_buffer", g.no_buffer},
+                 {"encap_mismatch", g.encap_mismatch},
+                 {"send_error", g.send_errors}};
+  std::set<uint32_t> seen;
+  for (const auto& sa : d.sas())
+    for (const auto& ch : sa.children) {
+      auto cur = dp_.sa_counters(dp::Direction::In, ch.spi_in);
+      if (!cur) continue;
+      seen.insert(ch.spi_in);
+      auto& last = last_sa_[ch.spi_in];
+      sa_drop_totals_["replay"] += delta(last.replay_drops, cur->replay_drops);
+      sa_drop_totals_["icv"] += delta(last.icv_failures, cur->icv_failures);
+      sa_drop_totals_["padding"] += delta(last.pad_errors, cur->pad_errors);
+      sa_drop_totals_["policy_mismatch"] += delta(last.policy_mismatch, cur->policy_mismatch);
+      sa_drop_totals_["expired"] += delta(last.expired_drops, cur->expired_drops);
+      last = *cur;
+    }
+  for (auto it = last_sa_.begin(); it != last_sa_.end();)
+    it = seen.count(it->first) ? std::next(it) : last_sa_.erase(it);
+  for (const char* r : {"replay", "icv", "padding", "policy_mismatch", "expired"})
+    s.esp_drops[r] = sa_drop_totals_[r];
+  return s;
 }
 
 }  // namespace xgw::xgwd

@@ -13,7 +13,9 @@
 
 #include "common/expected.h"
 #include "control/codec.h"
+#include "dataplane/dataplane.h"
 #include "ike/runtime.h"
+#include "metrics/exporter.h"
 #include "store/store.h"
 #include "xgwd/config.h"
 
@@ -31,24 +33,36 @@ std::string tunnel_conn_name(const control::VpnConnection& c, size_t tunnel);
 
 class IkeSync {
  public:
-  IkeSync(store::Store& store, ike::Runtime& rt, IkeConfig settings);
+  IkeSync(store::Store& store, ike::Runtime& rt, dp::Dataplane& dp, IkeConfig settings);
 
   Expected<void, std::string> sync();
   // Adds live status to an API connection view (the JSON of one connection).
   void overlay(control::Json& view) const;
   // Every IKE SA with its CHILD_SAs, as GET /v1/ike-sas returns them.
   control::Json sas_json() const;
+  // Live state for Prometheus; ESP counters are accumulated here so they
+  // stay monotonic when SAs, CHILD_SA lineages or connections are renewed.
+  metrics::IkeSnapshot metrics_snapshot();
 
  private:
   void route(const std::string& op, const net::Cidr& dst);
 
   store::Store& store_;
   ike::Runtime& rt_;
+  dp::Dataplane& dp_;
   IkeConfig settings_;
   std::map<std::string, ike::ConnConfig> loaded_;  // daemon name -> config
   std::map<std::string, std::vector<std::string>> names_by_id_;
   std::set<std::string> routes_;
   std::set<std::string> warned_;
+  struct Labels {
+    std::string gateway, connection, role;
+  };
+  std::map<std::string, Labels> labels_;  // daemon name -> metric labels
+  std::map<uint32_t, dp::TunnelCounters> last_tunnel_;
+  std::map<std::string, dp::TunnelCounters> esp_totals_;  // daemon name -> running totals
+  std::map<uint32_t, dp::SaCounters> last_sa_;
+  std::map<std::string, uint64_t> sa_drop_totals_;
 };
 
 }  // namespace xgw::xgwd

@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
     // needs the remote subnets routed into its device.
     const bool userspace = esp_dp->capabilities().backend == "userspace";
     if (!userspace) ikc.install_routes = false;
-    ike_sync = std::make_unique<xgwd::IkeSync>(**store, *ike_rt, ikc);
+    ike_sync = std::make_unique<xgwd::IkeSync>(**store, *ike_rt, *esp_dp, ikc);
     cp.set_connection_overlay([&ike_sync](control::Json& v) { ike_sync->overlay(v); });
     cp.set_sa_provider([&ike_sync] { return ike_sync->sas_json(); });
     boost::asio::post(io, [&ike_sync] { (void)ike_sync->sync(); });
@@ -265,6 +265,19 @@ int main(int argc, char** argv) {
   const double started =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto exporter = std::make_shared<metrics::Exporter>(XGW_VERSION, started, dp ? &*dp : nullptr);
+  // The IKE daemon lives on this thread; its state reaches the scrape
+  // thread as a snapshot published once a second.
+  boost::asio::steady_timer ike_metrics_timer(io);
+  std::function<void(const boost::system::error_code&)> publish_ike;
+  if (ike_sync) {
+    publish_ike = [&](const boost::system::error_code& e) {
+      if (e) return;
+      exporter->publish_ike(ike_sync->metrics_snapshot());
+      ike_metrics_timer.expires_after(std::chrono::seconds(1));
+      ike_metrics_timer.async_wait(publish_ike);
+    };
+    boost::asio::post(io, [&] { publish_ike({}); });
+  }
   std::unique_ptr<prometheus::Exposer> exposer;
   if (cfg->metrics_listen != "off") {
     try {
@@ -367,6 +380,7 @@ int main(int argc, char** argv) {
     log::info("xgwd.stopping", {{"signal", sig}});
     server.stop();
     if (ike_rt) ike_rt->stop();
+    ike_metrics_timer.cancel();
     event_timer.cancel();
     io.stop();
   };

@@ -40,7 +40,7 @@ Expected<metrics::Topology, std::string> build_topology(store::Store& store,
       mt.gateway = names[c.vgw_id];
       mt.connection = c.name;
       mt.role = std::string(control::enum_name(control::kHaRoles, c.tunnels[i].ha_role));
-      mt.up = false;  // no SA is ever established until IKE lands
+      mt.up = false;  // the IKE daemon's snapshot (Exporter::publish_ike) says otherwise
       if (auto it = tun_idx.find(c.id + "/" + std::to_string(i)); it != tun_idx.end())
         mt.dp_idx = it->second;
       t.tunnels.push_back(std::move(mt));
