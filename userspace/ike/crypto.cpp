@@ -11,6 +11,8 @@
 #include <openssl/rand.h>
 
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "common/bytes.h"
 #include "esp/algorithms.h"
@@ -209,6 +211,20 @@ PkeyPtr from_data(const DhInfo& d, int selection, const BIGNUM* priv, const BIGN
   return PkeyPtr(key);
 }
 
+// The group's domain parameters, built once per group (building an EC
+// group from its name is a measurable part of an ECP-256 handshake). The
+// keys are shared read-only; OpenSSL reference-counts them.
+EVP_PKEY* domain_params(const DhInfo& d) {
+  static std::mutex mu;
+  static std::map<DhId, PkeyPtr> cache;
+  std::lock_guard lk(mu);
+  auto it = cache.find(d.id);
+  if (it != cache.end()) return it->second.get();
+  PkeyPtr domain = from_data(d, EVP_PKEY_KEY_PARAMETERS, nullptr, nullptr, {});
+  if (!domain) return nullptr;
+  return cache.emplace(d.id, std::move(domain)).first->second.get();
+}
+
 BnPtr get_bn(const EVP_PKEY* key, const char* name) {
   BIGNUM* bn = nullptr;
   if (EVP_PKEY_get_bn_param(key, name, &bn) != 1) return nullptr;
@@ -276,9 +292,9 @@ Expected<std::unique_ptr<DiffieHellman>, std::string> DiffieHellman::create(DhId
   if (d->kind == DhKind::X25519) {
     ctx.reset(EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr));
   } else {
-    PkeyPtr domain = from_data(*d, EVP_PKEY_KEY_PARAMETERS, nullptr, nullptr, {});
+    EVP_PKEY* domain = domain_params(*d);
     if (!domain) return unexpected("OpenSSL does not provide " + kw(*d));
-    ctx.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, domain.get(), nullptr));
+    ctx.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, domain, nullptr));
   }
   EVP_PKEY* key = nullptr;
   if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_keygen(ctx.get(), &key) != 1)
@@ -354,35 +370,40 @@ Expected<std::vector<uint8_t>, std::string> DiffieHellman::shared_secret(
       if (BN_cmp(y.get(), BN_value_one()) <= 0 || BN_cmp(y.get(), p_minus_1.get()) >= 0)
         return unexpected("peer's " + kw(d) +
                           " public value is out of range (1 < y < p-1, RFC 6989 §2.1)");
-      // §2.2 asks group 24 (whose prime is not safe) for y^q = 1, or a value
-      // in a small subgroup reveals the private exponent modulo its order.
-      // For the safe primes the range check would do (§2.1), but the full
-      // check (NIST SP 800-56A §5.6.2.3.1) costs the same exponentiation
-      // OpenSSL would otherwise spend validating the peer, and its errors
-      // say what is wrong.
-      Ptr<BN_CTX> bn_ctx(BN_CTX_new());
-      BnPtr r(BN_new());
-      if (!bn_ctx || !r || BN_mod_exp(r.get(), y.get(), q_.get(), p_.get(), bn_ctx.get()) != 1)
-        return unexpected(std::string("cannot check the subgroup"));
-      if (!BN_is_one(r.get()))
-        return unexpected("peer's " + kw(d) +
-                          " public value is not in the prime-order subgroup (y^q != 1, RFC 6989 "
-                          "§2.2)");
+      // §2.2: group 24's prime is not safe, so a value in a small subgroup
+      // would reveal the private exponent modulo its order: require y^q = 1.
+      // For the safe primes of the other MODP groups the range check is
+      // all §2.1 asks; the full check would double the responder's cost of
+      // an IKE_SA_INIT (a second 2048-bit exponentiation).
+      if (d.id == DhId::Modp2048s256) {
+        Ptr<BN_CTX> bn_ctx(BN_CTX_new());
+        BnPtr r(BN_new());
+        if (!bn_ctx || !r || BN_mod_exp(r.get(), y.get(), q_.get(), p_.get(), bn_ctx.get()) != 1)
+          return unexpected(std::string("cannot check the subgroup"));
+        if (!BN_is_one(r.get()))
+          return unexpected("peer's " + kw(d) +
+                            " public value is not in the prime-order subgroup (y^q != 1, RFC "
+                            "6989 §2.2)");
+      }
       peer = from_data(d, EVP_PKEY_PUBLIC_KEY, nullptr, y.get(), {});
       if (!peer) return unexpected("OpenSSL rejects the peer's " + kw(d) + " public value");
       break;
     }
     case DhKind::Ecp: {
-      // §2.3: the point must be on the curve (OpenSSL checks on import;
-      // the public-key check adds the range of x and y and the order).
+      // §2.3: the point must be on the curve and not the point at
+      // infinity; with cofactor 1 (P-256/384/521) that is the whole check
+      // (the quick check: no multiplication by the order).
       uint8_t buf[1 + 2 * 66];
       buf[0] = 0x04;
       std::memcpy(buf + 1, peer_public.data(), peer_public.size());
-      peer = from_data(d, EVP_PKEY_PUBLIC_KEY, nullptr, nullptr,
-                       std::span<const uint8_t>(buf, 1 + peer_public.size()));
-      Ptr<EVP_PKEY_CTX> check(peer ? EVP_PKEY_CTX_new_from_pkey(nullptr, peer.get(), nullptr)
-                                   : nullptr);
-      if (!check || EVP_PKEY_public_check(check.get()) != 1)
+      EVP_PKEY* domain = domain_params(d);
+      peer.reset(EVP_PKEY_new());
+      if (!domain || !peer || EVP_PKEY_copy_parameters(peer.get(), domain) != 1 ||
+          EVP_PKEY_set1_encoded_public_key(peer.get(), buf, 1 + peer_public.size()) != 1)
+        return unexpected("peer's " + kw(d) + " public value is not a point on the curve (RFC " +
+                          "6989 §2.3)");
+      Ptr<EVP_PKEY_CTX> check(EVP_PKEY_CTX_new_from_pkey(nullptr, peer.get(), nullptr));
+      if (!check || EVP_PKEY_public_check_quick(check.get()) != 1)
         return unexpected("peer's " + kw(d) + " public value is not a point on the curve (RFC " +
                           "6989 §2.3)");
       break;
@@ -402,8 +423,8 @@ Expected<std::vector<uint8_t>, std::string> DiffieHellman::shared_secret(
     return unexpected(std::string("cannot ask OpenSSL for a padded DH secret"));
   ByteVec secret;
   size_t len = 0;
-  // MODP values were fully checked above; OpenSSL checks the others again.
-  const int validate = d.kind == DhKind::Modp ? 0 : 1;
+  // MODP and ECP values were checked above; OpenSSL checks X25519's.
+  const int validate = d.kind == DhKind::X25519 ? 1 : 0;
   bool ok = EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.get(), validate) == 1 &&
             EVP_PKEY_derive(ctx.get(), nullptr, &len) == 1;
   if (ok) {
