@@ -72,6 +72,33 @@ std::string num(size_t n) {
   return std::to_string(n);
 }
 
+// Fetched algorithms, once per process: an implicit fetch walks OpenSSL's
+// provider tables on every call, which an IKE handshake does a dozen times.
+// Each call returns a new reference (up_ref), so callers own what they get.
+// The caches are built after the providers are loaded, so they are torn
+// down (at exit) before the providers are unloaded.
+EVP_MAC* fetch_hmac() {
+  esp::load_providers();
+  static Ptr<EVP_MAC> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+  if (!mac || EVP_MAC_up_ref(mac.get()) != 1) return nullptr;
+  return mac.get();
+}
+
+EVP_CIPHER* fetch_cipher(const char* name) {
+  esp::load_providers();
+  static std::mutex mu;
+  static std::map<std::string, Ptr<EVP_CIPHER>> cache;
+  std::lock_guard lk(mu);
+  auto it = cache.find(name);
+  if (it == cache.end()) {
+    Ptr<EVP_CIPHER> c(EVP_CIPHER_fetch(nullptr, name, nullptr));
+    if (!c) return nullptr;
+    it = cache.emplace(name, std::move(c)).first;
+  }
+  if (EVP_CIPHER_up_ref(it->second.get()) != 1) return nullptr;
+  return it->second.get();
+}
+
 }  // namespace
 
 void wipe(std::vector<uint8_t>& v) {
@@ -87,7 +114,7 @@ Expected<Prf, std::string> Prf::create(PrfId id) {
   if (in == nullptr)
     return unexpected("unknown PRF transform " + std::to_string(static_cast<uint16_t>(id)));
   esp::load_providers();
-  Ptr<EVP_MAC> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+  Ptr<EVP_MAC> mac(fetch_hmac());
   if (!mac) return unexpected(std::string("OpenSSL does not provide HMAC"));
   Prf p;
   p.id_ = id;
@@ -644,7 +671,7 @@ Expected<SkCipher, std::string> SkCipher::create(EncrId encr, uint16_t key_bits,
     return unexpected("SK_a for " + std::string(i->keyword) + " is " + num(i->key_len) +
                       " bytes, got " + num(integ_key.size()));
   esp::load_providers();
-  Ptr<EVP_CIPHER> cipher(EVP_CIPHER_fetch(nullptr, e->ossl, nullptr));
+  Ptr<EVP_CIPHER> cipher(fetch_cipher(e->ossl));
   if (!cipher) return unexpected("OpenSSL does not provide " + std::string(e->ossl));
 
   SkCipher c;
@@ -670,7 +697,7 @@ Expected<SkCipher, std::string> SkCipher::create(EncrId encr, uint16_t key_bits,
     if (RAND_bytes(reinterpret_cast<uint8_t*>(&c.next_iv_), sizeof(c.next_iv_)) != 1)
       return unexpected(std::string("no randomness for the IV counter"));
   } else {
-    Ptr<EVP_MAC> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    Ptr<EVP_MAC> mac(fetch_hmac());
     if (mac) c.mac_.reset(EVP_MAC_CTX_new(mac.get()));
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(i->digest), 0),

@@ -1378,7 +1378,7 @@ struct Daemon::Impl {
     sa.init_resp = build(sa, Exchange::IkeSaInit, 0, true, ps);
     sa.mid_in = 1;
     transmit(sa, sa.init_resp);
-    log_sa(spdlog::level::info, sa, "ike.init_responded",
+    log_sa(spdlog::level::debug, sa, "ike.init_responded",
            {{"remote", ep_str(from)}, {"algorithms", to_string(sa.algs)}});
   }
 
