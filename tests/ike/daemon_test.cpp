@@ -333,6 +333,34 @@ TEST_P(IkePair, NatDetectionAndMappingChange) {
   EXPECT_EQ(out_port(), 40999);
 }
 
+// An initiator whose data plane has no raw ESP claims a NAT (§2.23 allows
+// it): both sides then float IKE to 4500 and encapsulate ESP in UDP on
+// 4500, even though the responder could do raw ESP.
+TEST_P(IkePair, NoRawEspMeansUdpEncapsulation) {
+  SimNet n2;  // daemons read the capabilities at construction: rebuild them
+  auto& x = n2.add_peer("a", "192.0.2.1");
+  auto& y = n2.add_peer("b", "198.51.100.1");
+  Peer& i = GetParam() ? x : y;
+  i.dp->set_raw_esp(false);
+  i.d = std::make_unique<Daemon>(n2.clock, *i.tx, *i.dp, SimNet::fast_options());
+  auto cx = basic_conn(x, y, true), cy = basic_conn(x, y, false);
+  ASSERT_TRUE(x.d->upsert(cx).has_value());
+  ASSERT_TRUE(y.d->upsert(cy).has_value());
+  ASSERT_TRUE(i.d->initiate(GetParam() ? cx.name : cy.name).has_value());
+  n2.pump();
+  ASSERT_TRUE(x.d->status(cx.name)->up);
+  ASSERT_TRUE(y.d->status(cy.name)->up);
+  for (Peer* p : {&x, &y}) {
+    EXPECT_TRUE(p->d->sas()[0].local.ends_with(":4500")) << p->d->sas()[0].local;
+    EXPECT_TRUE(p->d->sas()[0].remote.ends_with(":4500")) << p->d->sas()[0].remote;
+    for (const auto& [k, sa] : p->dp->sas()) {
+      EXPECT_EQ(sa.encap, dp::Encap::Udp);
+      EXPECT_EQ(sa.local_port, 4500);
+      EXPECT_EQ(sa.remote_port, 4500);
+    }
+  }
+}
+
 TEST_P(IkePair, HalfOpenLimitPerSource) {
   DaemonOptions o = SimNet::fast_options();
   o.half_open_per_source = 3;

@@ -145,5 +145,34 @@ TEST(IkeModel, ConfigSection) {
   }
 }
 
+// ike.backend picks the ESP backend of the IKE SAs without a `dataplane:`
+// section (which would attach XDP); with one, the two must agree.
+TEST(IkeModel, ConfigBackend) {
+  auto plain = parse_config("ike: {}\n", {});
+  ASSERT_TRUE(plain.has_value()) << plain.error();
+  EXPECT_EQ(plain->ike.backend, "");
+  EXPECT_FALSE(plain->dataplane.enabled);
+  EXPECT_EQ(ike_backend(*plain), "userspace");
+  auto x = parse_config("ike: {backend: xfrm}\n", {});
+  ASSERT_TRUE(x.has_value()) << x.error();
+  EXPECT_FALSE(x->dataplane.enabled);
+  EXPECT_EQ(ike_backend(*x), "xfrm");
+  EXPECT_EQ(ike_backend(*parse_config("ike: {backend: auto}\n", {})), "auto");
+  // Without ike.backend, dataplane.backend names it (as before).
+  auto d = parse_config("dataplane: {backend: xfrm}\nike: {}\n", {});
+  ASSERT_TRUE(d.has_value()) << d.error();
+  EXPECT_EQ(ike_backend(*d), "xfrm");
+  EXPECT_TRUE(parse_config("dataplane: {backend: xfrm}\nike: {backend: xfrm}\n", {}).has_value());
+  for (const char* bad :
+       {"ike: {backend: kernel}\n", "dataplane: {backend: xfrm}\nike: {backend: userspace}\n",
+        "dataplane: {}\nike: {backend: xfrm}\n"}) {
+    auto r = parse_config(bad, {});
+    EXPECT_FALSE(r.has_value()) << bad;
+    if (!r) {
+      EXPECT_NE(r.error().find("ike.backend"), std::string::npos) << r.error();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace xgw::xgwd

@@ -9,7 +9,8 @@ Capabilities MockDataplane::capabilities() const {
     c.encr.push_back(static_cast<esp::Encr>(i));
   for (int i = 0; i <= static_cast<int>(esp::Integ::HmacSm3_256); ++i)
     c.integ.push_back(static_cast<esp::Integ>(i));
-  c.udp_encap = c.raw_esp = c.esn = true;
+  c.udp_encap = c.esn = true;
+  c.raw_esp = raw_esp_;
   c.max_replay_window = 65536;
   c.owns_nat_t_port = true;
   return c;

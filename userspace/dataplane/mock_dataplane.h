@@ -32,6 +32,8 @@ class MockDataplane final : public Dataplane {
 
   // Test hooks.
   void inject_event(const Event& e);
+  // A data plane without raw ESP (UDP encapsulation only), as libipsec.
+  void set_raw_esp(bool on) { raw_esp_ = on; }
   void set_counters(Direction dir, uint32_t spi, const SaCounters& c);
   void deliver_ike(std::span<const uint8_t> msg, const Endpoint& from, const Endpoint& to);
   std::map<std::pair<Direction, uint32_t>, SaSpec> sas() const;
@@ -43,6 +45,7 @@ class MockDataplane final : public Dataplane {
   std::vector<SentIke> sent_ike() const;
 
  private:
+  bool raw_esp_ = true;
   mutable std::mutex mu_;
   std::map<std::pair<Direction, uint32_t>, SaSpec> sas_;
   std::map<std::pair<Direction, uint32_t>, SaCounters> counters_;

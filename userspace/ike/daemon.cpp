@@ -833,6 +833,9 @@ struct Daemon::Impl {
     if (!derive(sa, *gir)) return;
     OPENSSL_cleanse(gir->data(), gir->size());
     detect_nat(sa, m, /*responder=*/false);
+    // Without raw ESP we claimed a NAT ourselves (send_init): act as the
+    // side behind one — float to 4500 and encapsulate.
+    if (!raw_esp && c->cfg.nat_t) sa.nat_local = true;
     if ((sa.nat_local || sa.nat_remote) && c->cfg.nat_t) {
       // §2.23: float to port 4500 once a NAT is seen.
       sa.local.port = 4500;

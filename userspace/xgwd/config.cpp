@@ -101,15 +101,22 @@ Expected<void, std::string> parse_ike(const YAML::Node& v, IkeConfig& k) {
       uint32_t port = 0;
       if (!read_scalar(a.second, path, port, err)) return unexpected(err);
       if (port == 0 || port > 65535 || port == 4500)
-        return unexpected(std::string("config: ike.port must be 1-65535 and not 4500 (NAT-T belongs to the data plane)"));
+        return unexpected(std::string(
+            "config: ike.port must be 1-65535 and not 4500 (NAT-T belongs to the data plane)"));
       k.port = static_cast<uint16_t>(port);
+    } else if (key == "backend") {
+      if (!read_scalar(a.second, path, k.backend, err)) return unexpected(err);
+      if (k.backend != "xfrm" && k.backend != "userspace" && k.backend != "auto")
+        return unexpected("config: ike.backend '" + k.backend + "' is not xfrm, userspace or auto");
     } else if (key == "tun") {
       if (!read_scalar(a.second, path, k.tun, err)) return unexpected(err);
       if (k.tun.empty() || k.tun.size() > 15)
-        return unexpected(std::string("config: ike.tun must be an interface name (1-15 characters)"));
+        return unexpected(
+            std::string("config: ike.tun must be an interface name (1-15 characters)"));
     } else if (key == "mtu") {
       if (!read_scalar(a.second, path, k.mtu, err)) return unexpected(err);
-      if (k.mtu < 576 || k.mtu > 9000) return unexpected(std::string("config: ike.mtu must be 576-9000"));
+      if (k.mtu < 576 || k.mtu > 9000)
+        return unexpected(std::string("config: ike.mtu must be 576-9000"));
     } else if (key == "workers") {
       if (!read_scalar(a.second, path, k.workers, err)) return unexpected(err);
       if (k.workers > 64) return unexpected(std::string("config: ike.workers must be 0-64"));
@@ -190,7 +197,21 @@ Expected<Config, std::string> parse_config(const std::string& yaml, Config c) {
       return unexpected("config: unknown key '" + key + "'");
     }
   }
+  // One ESP backend per daemon: the XDP program's verdict follows
+  // dataplane.backend, so IKE must install its SAs in the same one.
+  if (c.ike.enabled && !c.ike.backend.empty() && c.dataplane.enabled &&
+      c.ike.backend != c.dataplane.backend)
+    return unexpected("config: ike.backend '" + c.ike.backend +
+                      "' differs from dataplane.backend '" + c.dataplane.backend +
+                      "' (set one of them)");
   return c;
+}
+
+std::string ike_backend(const Config& cfg) {
+  // With the XDP data plane the two agree (parse_config), and xgwd has
+  // already resolved dataplane.backend's `auto` then: no second probe.
+  if (cfg.ike.backend.empty() || cfg.dataplane.enabled) return cfg.dataplane.backend;
+  return cfg.ike.backend;
 }
 
 Expected<Config, std::string> load_config_file(const std::string& path, Config base) {

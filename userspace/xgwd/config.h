@@ -30,11 +30,17 @@ struct DataplaneConfig {
   std::map<std::string, DataplaneGateway> gateways;
 };
 
-// The IKEv2 daemon and the userspace ESP device its SAs go into
+// The IKEv2 daemon and the ESP data plane its SAs go into
 // (present in the file with enabled: true).
 struct IkeConfig {
   bool enabled = false;
   uint16_t port = 500;
+  // The ESP backend the SAs are installed in: userspace | xfrm | auto.
+  // Empty (the default): dataplane.backend, itself userspace by default.
+  // Lets IKE use the kernel's XFRM without the XDP data plane (a
+  // `dataplane:` section attaches XDP); with both sections the two must
+  // agree (parse_config refuses a mismatch).
+  std::string backend;
   std::string tun = "xgw0";  // TAP device of the userspace ESP path
   uint32_t mtu = 1400;
   uint32_t workers = 0;        // 0: one per CPU
@@ -57,5 +63,9 @@ struct Config {
 Expected<Config, std::string> load_config_file(const std::string& path, Config base);
 // Same, from YAML text (for tests).
 Expected<Config, std::string> parse_config(const std::string& yaml, Config base);
+
+// The ESP backend of the IKE daemon's SAs: ike.backend, else
+// dataplane.backend (userspace | xfrm | auto).
+std::string ike_backend(const Config& cfg);
 
 }  // namespace xgw::xgwd

@@ -22,7 +22,9 @@ BackendChoice choose_backend(const DataplaneConfig& cfg) {
 
 Expected<std::unique_ptr<dp::Dataplane>, std::string> make_dataplane(const Config& cfg,
                                                                      std::string* chosen_reason) {
-  const BackendChoice c = choose_backend(cfg.dataplane);
+  DataplaneConfig d = cfg.dataplane;
+  d.backend = ike_backend(cfg);
+  const BackendChoice c = choose_backend(d);
   if (chosen_reason) *chosen_reason = c.backend + ": " + c.reason;
   if (c.backend == "xfrm") {
     auto x = dp::XfrmDataplane::create();

@@ -24,9 +24,10 @@ struct BackendChoice {
 
 BackendChoice choose_backend(const DataplaneConfig& cfg);
 
-// Creates the chosen backend: userspace with the `ike:` section's device,
-// MTU, workers and raw ESP; xfrm with its defaults (NAT-T socket on UDP
-// 4500, owned by the backend). `chosen_reason`, when given, receives
+// Creates the backend ike_backend() (config.h) names, `auto` resolved by
+// choose_backend(): userspace with the `ike:` section's device, MTU,
+// workers and raw ESP; xfrm with its defaults (NAT-T socket on UDP 4500,
+// owned by the backend). `chosen_reason`, when given, receives
 // "<backend>: <reason>".
 Expected<std::unique_ptr<dp::Dataplane>, std::string> make_dataplane(const Config& cfg,
                                                                      std::string* chosen_reason);
