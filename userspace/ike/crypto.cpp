@@ -412,8 +412,13 @@ Expected<std::vector<uint8_t>, std::string> DiffieHellman::shared_secret(
                             " public value is not in the prime-order subgroup (y^q != 1, RFC "
                             "6989 §2.2)");
       }
-      peer = from_data(d, EVP_PKEY_PUBLIC_KEY, nullptr, y.get(), {});
-      if (!peer) return unexpected("OpenSSL rejects the peer's " + kw(d) + " public value");
+      // The cached group plus the peer's value (big-endian, as sent): no
+      // group built from its name per handshake.
+      EVP_PKEY* domain = domain_params(d);
+      peer.reset(EVP_PKEY_new());
+      if (!domain || !peer || EVP_PKEY_copy_parameters(peer.get(), domain) != 1 ||
+          EVP_PKEY_set1_encoded_public_key(peer.get(), peer_public.data(), peer_public.size()) != 1)
+        return unexpected("OpenSSL rejects the peer's " + kw(d) + " public value");
       break;
     }
     case DhKind::Ecp: {
