@@ -223,6 +223,15 @@ PkeyPtr from_data(const DhInfo& d, int selection, const BIGNUM* priv, const BIGN
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_G, g.get()) != 1)
       return nullptr;
   }
+  // Private exponents of 2x the group's strength (NIST SP 800-56A §5.6.1.1.4,
+  // RFC 3526 §8), at least 256 bits, instead of OpenSSL's full-length default:
+  // both of a handshake's exponentiations get ~6x cheaper. Group 24's
+  // exponent is already below its 256-bit q.
+  if (d.kind == DhKind::Modp && d.id != DhId::Modp2048s256 &&
+      selection == EVP_PKEY_KEY_PARAMETERS) {
+    const int bits = d.public_len >= 512 ? 320 : 256;  // 4096-bit: strength ~152
+    if (OSSL_PARAM_BLD_push_int(bld.get(), OSSL_PKEY_PARAM_DH_PRIV_LEN, bits) != 1) return nullptr;
+  }
   if (priv && OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, priv) != 1)
     return nullptr;
   if (pub && OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, pub) != 1) return nullptr;
