@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/bytes.h"
+#include "ike/wire.h"
 
 namespace xgw::ike {
 
@@ -12,56 +13,11 @@ ParseError syntax(std::string what) {
   return ParseError{std::move(what), 7, 0};
 }
 
-// A bounded reader over one payload body.
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> b) : b_(b) {}
-  bool has(size_t n) const { return b_.size() - pos_ >= n; }
-  size_t left() const { return b_.size() - pos_; }
-  uint8_t u8() { return b_[pos_++]; }
-  uint16_t u16() {
-    const uint16_t v = load_be16(&b_[pos_]);
-    pos_ += 2;
-    return v;
-  }
-  uint32_t u32() {
-    const uint32_t v = load_be32(&b_[pos_]);
-    pos_ += 4;
-    return v;
-  }
-  Bytes take(size_t n) {
-    Bytes v(b_.begin() + pos_, b_.begin() + pos_ + n);
-    pos_ += n;
-    return v;
-  }
-  std::span<const uint8_t> span(size_t n) {
-    auto s = b_.subspan(pos_, n);
-    pos_ += n;
-    return s;
-  }
-  void skip(size_t n) { pos_ += n; }
-
- private:
-  std::span<const uint8_t> b_;
-  size_t pos_ = 0;
-};
-
-void put8(Bytes& o, uint8_t v) {
-  o.push_back(v);
-}
-void put16(Bytes& o, uint16_t v) {
-  o.push_back(v >> 8);
-  o.push_back(v & 0xff);
-}
-void put32(Bytes& o, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) o.push_back((v >> s) & 0xff);
-}
-void put64(Bytes& o, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) o.push_back((v >> s) & 0xff);
-}
-void append(Bytes& o, std::span<const uint8_t> b) {
-  o.insert(o.end(), b.begin(), b.end());
-}
+using wire::append;
+using wire::put16;
+using wire::put32;
+using wire::put8;
+using wire::Reader;
 
 /* §3.3.1 Proposal substructure
                         1                   2                   3
@@ -494,14 +450,8 @@ Bytes encode_chain(const std::vector<Payload>& payloads, PayloadType last_next) 
 }
 
 void encode_header(const Header& h, Bytes& o) {
-  put64(o, h.spi_i);
-  put64(o, h.spi_r);
-  put8(o, static_cast<uint8_t>(h.next));
-  put8(o, h.version);
-  put8(o, static_cast<uint8_t>(h.exchange));
-  put8(o, h.flags);
-  put32(o, h.message_id);
-  put32(o, h.length);
+  wire::put_header(o, h.spi_i, h.spi_r, static_cast<uint8_t>(h.next), h.version,
+                   static_cast<uint8_t>(h.exchange), h.flags, h.message_id, h.length);
 }
 
 Payload make_notify(Notify type, Bytes data, Protocol proto, Bytes spi) {
