@@ -110,42 +110,13 @@ done
 vm_overlay "$tmp/overlay.cpio" "$tmp/files" "$esp_bin" "$tests_bin" || abort "overlay initramfs"
 
 # ---- host side ------------------------------------------------------------------
-for ns in "$gw" "$h1"; do
-  ip netns add "$ns" || abort "netns $ns"
-  ip -n "$ns" link set lo up
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-done
-ip netns exec "$gw" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$h1" link add eth0 type veth peer name lan0 netns "$gw" || abort "veth"
-ip -n "$h1" addr add "$ESP_LAB_H1_IP/24" dev eth0
-ip -n "$h1" link set eth0 up
-ip -n "$h1" route add default via "$ESP_LAB_G1_LAN_IP"
-ip -n "$gw" addr add "$ESP_LAB_G1_LAN_IP/24" dev lan0
-ip -n "$gw" link set lan0 up
+vm_lab_host "$gw" "$h1" || abort "host namespaces"
 
 # ---- boot -------------------------------------------------------------------------
 vm_boot "$gw" "$kdir" "$tmp/overlay.cpio" "$tmp/console.log" || abort "VM boot"
 echo "VM ready after $VM_BOOT_SECONDS s"
-ip -n "$gw" addr add "$ESP_LAB_G1_WAN_IP/24" dev tap0 || abort "tap0 address"
-ip -n "$gw" link set tap0 up
-expect_ok "VM network: WAN, leaf namespace, forwarding" vm_cmd "
-set -e
-ip link set eth0 up
-ip addr add $ESP_LAB_G2_WAN_IP/24 dev eth0
-echo 1 > /proc/sys/net/ipv4/ip_forward
-for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > \$f; done
-ip netns add leaf
-ip link add lan0 type veth peer name eth0 netns leaf
-ip addr add $ESP_LAB_G2_LAN_IP/24 dev lan0
-ip link set lan0 up
-ip -n leaf link set lo up
-ip -n leaf addr add $ESP_LAB_H2_IP/24 dev eth0
-ip -n leaf link set eth0 up
-ip -n leaf route add default via $ESP_LAB_G2_LAN_IP
-# XFRM only sees what routing sends somewhere: the far LAN goes to the WAN.
-ip route add $ESP_LAB_NET1 via $ESP_LAB_G1_WAN_IP dev eth0
-ping -c 1 -W 5 $ESP_LAB_G1_WAN_IP >/dev/null"
+vm_lab_wan "$gw" || abort "tap0 address"
+expect_ok "VM network: WAN, leaf namespace, forwarding" vm_cmd "$(vm_lab_vm_network)"
 if ! vm_cmd 'ip -s xfrm state; ip xfrm policy' || [ -n "$VM_OUT" ]; then
   fail "VM starts with XFRM state or policies: $VM_OUT"
 fi

@@ -34,6 +34,15 @@
 #                           timeout (default 60 s)
 #   vm_put FILE DEST        copy a small file (≤ 2 KiB) into the VM
 #   vm_stop                 poweroff, then kill; idempotent, for traps
+#   vm_lab_host GW H1       the VM labs' host side (tests/lib/esp_lab.sh
+#                           addresses): namespaces GW (forwarding, lan0) and
+#                           H1 (eth0, default route via GW); the VM's tap0
+#                           joins GW at vm_boot (then vm_lab_wan GW)
+#   vm_lab_wan GW           GW's tap0 gets the g1 WAN address and goes up
+#   vm_lab_vm_network       prints the VM-side script: eth0 on the WAN, a
+#                           leaf namespace behind lan0, forwarding, and a
+#                           route to the far LAN (XFRM only sees what
+#                           routing sends somewhere); run it with vm_cmd
 #
 # Commands travel as one line "ID BASE64(CMD)" (base64 keeps tty control
 # characters out of the line discipline); the VM answers "XGW-BEGIN ID",
@@ -180,4 +189,51 @@ vm_stop() {
   VM_FD=
   [ -z "$VM_FIFO" ] || rm -f "$VM_FIFO"
   VM_FIFO=
+}
+
+# ---- the VM labs' topology (h1 -- gw =tap0= VM -- leaf) ----------------------
+# ESP_LAB_* come from tests/lib/esp_lab.sh, sourced by the lab.
+
+vm_lab_host() {
+  local gw=$1 h1=$2 ns
+  for ns in "$gw" "$h1"; do
+    ip netns add "$ns" || return 1
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+      net.ipv6.conf.default.disable_ipv6=1 net.ipv4.conf.all.rp_filter=0 \
+      net.ipv4.conf.default.rp_filter=0
+  done
+  ip netns exec "$gw" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$h1" link add eth0 type veth peer name lan0 netns "$gw" || return 1
+  ip -n "$h1" addr add "$ESP_LAB_H1_IP/24" dev eth0
+  ip -n "$h1" link set eth0 up
+  ip -n "$h1" route add default via "$ESP_LAB_G1_LAN_IP"
+  ip -n "$gw" addr add "$ESP_LAB_G1_LAN_IP/24" dev lan0
+  ip -n "$gw" link set lan0 up
+}
+
+vm_lab_wan() {
+  ip -n "$1" addr add "$ESP_LAB_G1_WAN_IP/24" dev tap0 || return 1
+  ip -n "$1" link set tap0 up
+}
+
+# shellcheck disable=SC2016 # \$f is expanded by the VM's shell
+vm_lab_vm_network() {
+  cat <<EOF
+set -e
+ip link set eth0 up
+ip addr add $ESP_LAB_G2_WAN_IP/24 dev eth0
+echo 1 > /proc/sys/net/ipv4/ip_forward
+for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > \$f; done
+ip netns add leaf
+ip link add lan0 type veth peer name eth0 netns leaf
+ip addr add $ESP_LAB_G2_LAN_IP/24 dev lan0
+ip link set lan0 up
+ip -n leaf link set lo up
+ip -n leaf addr add $ESP_LAB_H2_IP/24 dev eth0
+ip -n leaf link set eth0 up
+ip -n leaf route add default via $ESP_LAB_G2_LAN_IP
+ip route add $ESP_LAB_NET1 via $ESP_LAB_G1_WAN_IP dev eth0
+ping -c 1 -W 5 $ESP_LAB_G1_WAN_IP >/dev/null
+EOF
 }
