@@ -53,6 +53,12 @@ struct ConnConfig {
   DpdConfig dpd;
   bool nat_t = true;
   bool start_immediately = true;  // else: on the data plane's acquire
+  // IKEv1 (RFC 2409) instead of IKEv2: main or aggressive mode for phase 1,
+  // one quick mode per local x remote relation, and the DPD payload order
+  // (RFC 3706 R-U-THERE: HASH then Notify, or Notify then HASH, SPEC §4).
+  uint8_t ike_version = 2;
+  bool aggressive = false;
+  bool dpd_notify_first = false;
   // Rekeys start this long before expiry, minus up to `jitter` percent of
   // it, so two peers rarely rekey at once (§2.8.1).
   uint32_t rekey_margin_percent = 10;

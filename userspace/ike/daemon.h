@@ -46,6 +46,7 @@ enum class Failure : uint8_t {
   PskMismatch,
   IdMismatch,
   IkeVersionMismatch,
+  ModeMismatch,  // IKEv1: main mode on one side, aggressive on the other
   ProposalMismatch,  // phase 1 (IKE SA) encryption/integrity/PRF
   DhGroupMismatch,
   PeerNotResponding,
