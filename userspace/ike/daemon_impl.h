@@ -232,6 +232,8 @@ struct V1Exchange {
   bool done = false;
   uint64_t created = 0;
   Bytes last_rx, last_tx;  // retransmit detection and replay
+  uint64_t resend_at = 0;  // the responder resends QM2 until QM3 arrives
+  uint32_t resends = 0;
   // quick mode
   Bytes ni, nr;
   std::unique_ptr<DiffieHellman> dh;
@@ -290,12 +292,17 @@ struct IkeSa {
   std::optional<v1::CbcCipher> v1_cipher;
   Bytes p1_iv;  // the phase-1 CBC chain; once phase 1 is done, its last block
   Bytes g_xi, g_xr;
+  Bytes peer_id_b;  // the peer's phase-1 ID payload body (HASH_I/HASH_R)
   Bytes v1_last_rx;  // the last phase-1 message received, to spot retransmits
   std::map<uint32_t, V1Exchange> v1x;  // phase-2 exchanges by message ID
   bool peer_natt = false, peer_dpd = false;
   uint32_t dpd_seq = 0;
   uint32_t v1_life_s = 0;  // phase-1 lifetime agreed
   uint64_t replaces = 0;   // the IKE SA this phase 1 rekeys (0: none)
+  // The phase-1 responder resends its last message until the next one
+  // arrives (the initiator's final message has no answer to wait for).
+  uint64_t v1_resend_at = 0;
+  uint32_t v1_resends = 0;
 
   uint64_t our_spi() const { return initiator ? spi_i : spi_r; }
 };
@@ -2200,6 +2207,10 @@ struct Daemon::Impl {
     for (uint64_t uid : uids) {
       IkeSa* sa = sa_by_uid(uid);
       if (!sa) continue;
+      if (sa->version == 1) {
+        next = std::min(next, v1_tick(*sa));
+        if (!(sa = sa_by_uid(uid))) continue;
+      }
       if (sa->active && due(sa->active->next_at)) {
         retransmit_or_timeout(*sa);
         sa = sa_by_uid(uid);
@@ -2302,6 +2313,7 @@ struct Daemon::Impl {
   void v1_renew_dpd(IkeSa& sa);
   void v1_send_delete_isakmp(IkeSa& sa);
   std::vector<Plan> v1_plans(const ConnConfig& cfg);
+  uint64_t v1_tick(IkeSa& sa);  // responder resends; returns the next due time
 };
 
 }  // namespace xgw::ike

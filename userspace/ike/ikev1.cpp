@@ -499,6 +499,45 @@ struct V1 {
   void send_p1_response(IkeSa& sa, Bytes pkt) {
     sa.last_resp = std::move(pkt);
     transmit(sa, sa.last_resp);
+    if (!sa.initiator) {
+      sa.v1_resend_at = now() + I.opt.retransmit.base_ms;
+      sa.v1_resends = 0;
+    }
+  }
+
+  // Resends a responder's unanswered message with the initiator's backoff.
+  uint64_t tick(IkeSa& sa) {
+    const uint64_t t = now();
+    uint64_t next = UINT64_MAX;
+    const auto& rc = I.opt.retransmit;
+    auto backoff = [&](uint32_t n) {
+      return static_cast<uint64_t>(rc.base_ms * std::pow(rc.factor, n + 1));
+    };
+    if (sa.state != IkeState::Connecting) sa.v1_resend_at = 0;
+    if (sa.v1_resend_at && t >= sa.v1_resend_at) {
+      if (++sa.v1_resends >= rc.tries) {
+        sa.v1_resend_at = 0;
+      } else {
+        ++I.ctr.retransmits;
+        transmit(sa, sa.last_resp);
+        sa.v1_resend_at = t + backoff(sa.v1_resends);
+      }
+    }
+    if (sa.v1_resend_at) next = sa.v1_resend_at;
+    for (auto& [mid, x] : sa.v1x) {
+      if (!x.responder || x.done || !x.resend_at) continue;
+      if (t >= x.resend_at) {
+        if (++x.resends >= rc.tries) {
+          x.resend_at = 0;
+          continue;
+        }
+        ++I.ctr.retransmits;
+        transmit(sa, x.last_tx);
+        x.resend_at = t + backoff(x.resends);
+      }
+      next = std::min(next, x.resend_at);
+    }
+    return next;
   }
 
   Conn* conn_for(const net::IpAddr& local, const net::IpAddr& remote, const Identity* id,
@@ -662,8 +701,9 @@ struct V1 {
              !responder);
       return false;
     }
-    const k::IdPayload& pid = id ? *id : k::IdPayload{};
-    const Bytes body = id ? id->body() : Bytes{};
+    const k::IdPayload pid = id ? *id : k::IdPayload{};
+    if (id) sa.peer_id_b = id->body();
+    const Bytes& body = sa.peer_id_b;
     const Bytes expect = responder ? hash_i(sa, body) : hash_r(sa, body);
     if (!ct_equal(expect, h->data)) {
       ++I.ctr.auth_failures;
@@ -694,8 +734,10 @@ struct V1 {
   void established(IkeSa& sa) {
     Conn* c = I.conn_of(sa);
     I.established(sa);
-    if (c) sa.rekey_at = now() + I.rekey_delay_ms(sa.v1_life_s ? sa.v1_life_s : c->cfg.ike_lifetime_s,
-                                                  c->cfg);
+    // The phase-1 initiator rekeys before expiry; the responder only if
+    // the initiator has not by then (both at once would leave two SAs).
+    const uint32_t life = sa.v1_life_s ? sa.v1_life_s : (c ? c->cfg.ike_lifetime_s : 0);
+    if (c) sa.rekey_at = now() + (sa.initiator ? I.rekey_delay_ms(life, c->cfg) : life * 1000ull);
     sa.dpd_seq = random_nonzero32() & 0x7fffffff;
     const uint64_t uid = sa.uid;
     if (sa.replaces) {
@@ -828,6 +870,7 @@ struct V1 {
     sa.ni = ni->data;
     sa.nr = random_bytes(I.opt.nonce_len);
     sa.peer_id = *pid;
+    sa.peer_id_b = idp->body();
     if (auto r = derive(sa, *c, ke->data); !r) return I.fail(sa, Failure::DhGroupMismatch, r.error(), false);
     const k::IdPayload id = our_id(*c);
     out.push_back(payload(k::PayloadType::KE, sa.g_xr));
@@ -1005,6 +1048,12 @@ struct V1 {
     return k;
   }
 
+  uint64_t child_rekey_at(const IkeSa& sa, const Conn& c, uint32_t peer_life_s) {
+    const uint32_t life = peer_life_s ? std::min(peer_life_s, c.cfg.child_lifetime_s)
+                                      : c.cfg.child_lifetime_s;
+    return now() + (sa.initiator ? I.rekey_delay_ms(life, c.cfg) : life * 1000ull);
+  }
+
   // Verifies HASH(1)/HASH(2) (the first payload) over M-ID [| Ni_b] | rest.
   bool verify_first_hash(IkeSa& sa, const Opened& o, std::span<const uint8_t> prefix) {
     if (o.items.empty() || o.items[0].type != k::PayloadType::HASH) return false;
@@ -1096,7 +1145,7 @@ struct V1 {
     sa.active.reset();
     sa.children.push_back(std::move(child));
     Child& added = sa.children.back();
-    if (life < c.cfg.child_lifetime_s) added.rekey_at = now() + I.rekey_delay_ms(life, c.cfg);
+    added.rekey_at = child_rekey_at(sa, c, life);
     if (kind == TaskKind::ChildRekey) {
       ++I.ctr.child_rekeyed;
       ++c.st.child_rekeys;
@@ -1207,6 +1256,7 @@ struct V1 {
     prefix.insert(prefix.end(), x.ni.begin(), x.ni.end());
     const Bytes chain = chain_with_hash(sa, out, 0, prefix);
     x.last_tx = message(sa, k::Exchange::Quick, mid, chain, k::PayloadType::HASH, &x.iv);
+    x.resend_at = now() + I.opt.retransmit.base_ms;
     transmit(sa, x.last_tx);
   }
 
@@ -1256,8 +1306,10 @@ struct V1 {
       ++I.ctr.child_rekeyed;
       ++c.st.child_rekeys;
     }
-    if (x.lifetime_s && x.lifetime_s < c.cfg.child_lifetime_s)
-      child.rekey_at = now() + I.rekey_delay_ms(x.lifetime_s, c.cfg);
+    // IKEv1 has no rekey collision handling (RFC 7296 §2.8.1 is IKEv2's):
+    // the phase-1 initiator rekeys before expiry, the responder only once
+    // the lifetime is over (the data plane's hard limit is 30 s later).
+    child.rekey_at = child_rekey_at(sa, c, x.lifetime_s);
     sa.children.push_back(std::move(child));
     I.log_sa(spdlog::level::info, sa, rekey ? "ike.child_rekeyed" : "ike.child_created",
              {{"role", "responder"}, {"exchange", "quick mode"}});
@@ -1609,6 +1661,14 @@ struct V1 {
         responder_phase1(*sa, *c, *o, from, to);
       return;
     }
+    if (sa->state == IkeState::Connecting && !sa->initiator && sa->aggressive &&
+        (h->flags & k::kFlagEncryption) && !sa->last_resp.empty()) {
+      // The initiator is past aggressive mode message 3, which we never
+      // got: our message 2 again makes it resend message 3.
+      ++I.ctr.retransmits;
+      transmit(*sa, sa->last_resp);
+      return;
+    }
     if (h->exchange == k::Exchange::Informational) {
       const bool enc = h->flags & k::kFlagEncryption;
       Bytes iv;
@@ -1721,6 +1781,9 @@ void Daemon::Impl::v1_on_timeout(IkeSa& sa) {
 }
 void Daemon::Impl::v1_renew_dpd(IkeSa& sa) {
   if (sa.active && sa.active->task.kind == TaskKind::Dpd) sa.active->packet = V1{*this}.dpd_packet(sa);
+}
+uint64_t Daemon::Impl::v1_tick(IkeSa& sa) {
+  return V1{*this}.tick(sa);
 }
 void Daemon::Impl::v1_send_delete_isakmp(IkeSa& sa) {
   V1{*this}.send_delete_isakmp(sa);

@@ -1,0 +1,369 @@
+// Two IKEv1 daemons back to back on a simulated clock (ike_pair.h): main
+// and aggressive mode, quick mode, rekeys, DPD and every failure class,
+// each with peer A initiating and then peer B.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "ike/isakmp.h"
+#include "ike_pair.h"
+
+namespace xgw::ike::test {
+namespace {
+
+using dp::Direction;
+
+struct Mode {
+  bool a_initiates;
+  bool aggressive;
+};
+
+class V1Pair : public ::testing::TestWithParam<Mode> {
+ protected:
+  V1Pair() : net(SimNet::fast_options()) {
+    a = &net.add_peer("a", "192.0.2.1");
+    b = &net.add_peer("b", "198.51.100.1");
+    ca = v1(basic_conn(*a, *b, true));
+    cb = v1(basic_conn(*a, *b, false));
+  }
+  ConnConfig v1(ConnConfig c) {
+    c.ike_version = 1;
+    c.aggressive = GetParam().aggressive;
+    c.ike = {*parse_ike_proposal("aes128-sha1-modp1024")};
+    c.esp = {*parse_esp_proposal("aes128-sha1")};
+    return c;
+  }
+  Peer& ini() { return GetParam().a_initiates ? *a : *b; }
+  Peer& res() { return GetParam().a_initiates ? *b : *a; }
+  ConnConfig& ini_cfg() { return GetParam().a_initiates ? ca : cb; }
+  ConnConfig& res_cfg() { return GetParam().a_initiates ? cb : ca; }
+  void load() {
+    ASSERT_TRUE(a->d->upsert(ca).has_value());
+    ASSERT_TRUE(b->d->upsert(cb).has_value());
+  }
+  void connect() {
+    load();
+    ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+    net.pump();
+  }
+  ConnStatus st(Peer& p) { return *p.d->status(p.name == "a" ? ca.name : cb.name); }
+
+  // Each side's outbound SA is the other's inbound one, same keys.
+  void expect_twinned(size_t pairs = 1) {
+    auto sa = a->dp->sas();
+    auto sb = b->dp->sas();
+    size_t outs = 0, outs_b = 0;
+    for (const auto& [k, s] : sa) {
+      if (k.first != Direction::Out) continue;
+      ++outs;
+      auto it = sb.find({Direction::In, s.spi});
+      ASSERT_NE(it, sb.end()) << "b has no inbound SA " << s.spi;
+      EXPECT_EQ(it->second.encr_key, s.encr_key);
+      EXPECT_EQ(it->second.integ_key, s.integ_key);
+      EXPECT_EQ(it->second.encr, s.encr);
+      EXPECT_EQ(it->second.integ, s.integ);
+      EXPECT_FALSE(s.encr_key.empty());
+      EXPECT_NE(s.encr_key, it->second.integ_key);
+    }
+    for (const auto& [k, s] : sb) {
+      if (k.first != Direction::Out) continue;
+      ++outs_b;
+      auto it = sa.find({Direction::In, s.spi});
+      ASSERT_NE(it, sa.end()) << "a has no inbound SA " << s.spi;
+      EXPECT_EQ(it->second.encr_key, s.encr_key);
+    }
+    EXPECT_EQ(outs, pairs);
+    EXPECT_EQ(outs_b, pairs);
+  }
+
+  // Exchange types seen on the wire, in order.
+  std::vector<int> exchanges() const {
+    std::vector<int> v;
+    for (const auto& d : net.log)
+      if (d.data.size() > 18) v.push_back(d.data[18]);
+    return v;
+  }
+
+  SimNet net;
+  Peer* a;
+  Peer* b;
+  ConnConfig ca, cb;
+};
+
+INSTANTIATE_TEST_SUITE_P(Roles, V1Pair,
+                         ::testing::Values(Mode{true, false}, Mode{false, false}, Mode{true, true},
+                                           Mode{false, true}),
+                         [](const auto& info) {
+                           return std::string(info.param.a_initiates ? "a" : "b") +
+                                  "_initiates_" + (info.param.aggressive ? "aggressive" : "main");
+                         });
+
+TEST_P(V1Pair, EstablishesPhase1AndQuickMode) {
+  connect();
+  EXPECT_TRUE(st(*a).up) << st(*a).failure_detail;
+  EXPECT_TRUE(st(*b).up) << st(*b).failure_detail;
+  expect_twinned();
+  // Main mode: 6 messages; aggressive 3; then quick mode's 3.
+  const auto ex = exchanges();
+  const int p1 = GetParam().aggressive ? 4 : 2;
+  const size_t n1 = GetParam().aggressive ? 3 : 6;
+  ASSERT_GE(ex.size(), n1 + 3);
+  for (size_t i = 0; i < n1; ++i) EXPECT_EQ(ex[i], p1) << i;
+  for (size_t i = n1; i < n1 + 3; ++i) EXPECT_EQ(ex[i], 32) << i;
+  auto sas = ini().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  EXPECT_EQ(sas[0].state, IkeState::Established);
+  EXPECT_EQ(sas[0].children.size(), 1u);
+  EXPECT_EQ(sas[0].children[0].local_ts, std::vector<std::string>{ini_cfg().children[0].local_ts[0].str()});
+}
+
+TEST_P(V1Pair, EveryPhase1SuiteOfTheIssue) {
+  for (const char* p : {"3des-md5-modp768", "aes128-sha1-modp1024", "aes256-sha256-modp2048",
+                        "aes192-sha384-ecp384", "des-sha512-modp1536"}) {
+    SCOPED_TRACE(p);
+    ca.ike = cb.ike = {*parse_ike_proposal(p)};
+    ca.esp = cb.esp = {*parse_esp_proposal("3des-md5")};
+    net.log.clear();
+    connect();
+    EXPECT_TRUE(st(*a).up && st(*b).up) << st(*a).failure_detail << st(*b).failure_detail;
+    expect_twinned();
+    a->d->terminate(ca.name);
+    b->d->terminate(cb.name);
+    net.pump();
+  }
+}
+
+TEST_P(V1Pair, PfsQuickModeAndGcmEsp) {
+  ca.esp = cb.esp = {*parse_esp_proposal("aes256gcm16-modp2048")};
+  connect();
+  EXPECT_TRUE(st(*a).up && st(*b).up) << st(*a).failure_detail;
+  expect_twinned();
+  EXPECT_EQ(a->dp->sas().begin()->second.encr_key.size(), 36u);  // key + salt
+}
+
+TEST_P(V1Pair, OneSaPairPerRelation) {
+  for (auto* c : {&ca, &cb}) {
+    const bool a_side = c == &ca;
+    const auto l2 = *net::Cidr::parse(a_side ? "10.11.0.0/16" : "10.22.0.0/16");
+    c->children[0].local_ts.push_back(l2);
+    c->children[0].remote_ts.push_back(*net::Cidr::parse(a_side ? "10.22.0.0/16" : "10.11.0.0/16"));
+  }
+  connect();
+  EXPECT_TRUE(st(*a).up && st(*b).up) << st(*a).failure_detail << st(*b).failure_detail;
+  expect_twinned(4);  // 2 x 2 relations
+  EXPECT_EQ(st(*a).tunnel_ids.size(), 4u);
+}
+
+TEST_P(V1Pair, LostMessagesAreRetransmitted) {
+  // Drop the first copy of every message once.
+  std::set<Bytes> seen;
+  ca.dpd.interval_s = cb.dpd.interval_s = 0;  // DPD messages are new each time
+  net.filter = [&](Datagram& d) { return !seen.insert(d.data).second; };
+  load();
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.run_for(60000, 200);
+  net.filter = nullptr;
+  net.run_for(5000, 200);
+  EXPECT_TRUE(st(ini()).up) << st(ini()).failure_detail;
+  EXPECT_TRUE(st(res()).up) << st(res()).failure_detail;
+  expect_twinned();
+  EXPECT_GT(ini().d->counters().retransmits, 0u);
+}
+
+TEST_P(V1Pair, QuickModeRekeyByEitherSideKeepsTraffic) {
+  ca.child_lifetime_s = 60;
+  cb.child_lifetime_s = 300;
+  connect();
+  ASSERT_TRUE(st(*a).up && st(*b).up);
+  const auto before = a->dp->sas();
+  net.run_for(70000, 250);  // a rekeys at ~50 s
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  EXPECT_GE(st(*a).child_rekeys, 1u);
+  EXPECT_GE(st(*b).child_rekeys, 1u);
+  expect_twinned();
+  for (const auto& [k, s] : a->dp->sas()) EXPECT_EQ(before.count(k), 0u) << "old SA still there";
+}
+
+TEST_P(V1Pair, Phase1RekeyMovesTheChildSas) {
+  ini_cfg().ike_lifetime_s = 120;
+  res_cfg().ike_lifetime_s = 3600;
+  connect();
+  ASSERT_TRUE(st(*a).up && st(*b).up);
+  const auto before = a->dp->sas();
+  const uint64_t old_spi = ini().d->sas()[0].spi_i;
+  net.run_for(130000, 500);
+  EXPECT_TRUE(st(*a).up && st(*b).up) << st(*a).failure_detail << st(*b).failure_detail;
+  EXPECT_GE(st(ini()).ike_rekeys, 1u);
+  auto sas = ini().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  EXPECT_NE(sas[0].spi_i, old_spi);
+  EXPECT_EQ(sas[0].children.size(), 1u);
+  EXPECT_EQ(res().d->sas().size(), 1u) << "the responder dropped the old ISAKMP SA";
+  ASSERT_EQ(a->dp->sas().size(), before.size());
+  for (const auto& [k, s] : before) EXPECT_EQ(a->dp->sas().count(k), 1u) << "CHILD_SAs stay";
+}
+
+TEST_P(V1Pair, DpdKeepsALivePeerInBothPayloadOrders) {
+  ca.dpd_notify_first = true;  // a sends Notify, HASH; b HASH, Notify
+  ca.dpd.interval_s = cb.dpd.interval_s = 10;
+  connect();
+  net.run_for(120000, 500);
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  EXPECT_EQ(a->d->counters().dead_peers + b->d->counters().dead_peers, 0u);
+  EXPECT_EQ(a->d->counters().integrity_failed + b->d->counters().integrity_failed, 0u);
+  // Informational exchanges (R-U-THERE / ACK) went both ways.
+  size_t info = 0;
+  for (int x : exchanges()) info += x == 5;
+  EXPECT_GE(info, 4u);
+}
+
+TEST_P(V1Pair, DpdDeclaresADeadPeer) {
+  ini_cfg().dpd.interval_s = 10;
+  ini_cfg().dpd.timeout_s = 6;
+  connect();
+  ASSERT_TRUE(st(ini()).up);
+  Peer& victim = res();
+  net.filter = [&](Datagram& d) { return !(d.from.addr == victim.addr); };
+  const uint64_t t0 = net.clock.now_ms();
+  uint64_t dead_at = 0;
+  for (int i = 0; i < 400 && !dead_at; ++i) {
+    net.run_for(100, 100);
+    if (st(ini()).failure == Failure::DeadPeer) dead_at = net.clock.now_ms();
+  }
+  ASSERT_NE(dead_at, 0u);
+  EXPECT_LE(dead_at - t0, 17000u);
+  EXPECT_GE(dead_at - t0, 10000u);
+  EXPECT_TRUE(ini().dp->sas().empty());
+  EXPECT_EQ(st(ini()).dpd_timeouts, 1u);
+}
+
+TEST_P(V1Pair, PskMismatch) {
+  res_cfg().psk = "another-key";
+  load();
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.run_for(30000, 200);
+  EXPECT_FALSE(st(*a).up || st(*b).up);
+  // Main mode: the responder cannot decrypt message 5 and the initiator
+  // hears nothing more. Aggressive mode: the initiator cannot verify
+  // HASH_R and stops; the responder never learns why.
+  if (!GetParam().aggressive) {
+    EXPECT_EQ(st(res()).failure, Failure::PskMismatch) << st(res()).failure_detail;
+  }
+  EXPECT_EQ(st(ini()).failure, Failure::PskMismatch) << st(ini()).failure_detail;
+  EXPECT_TRUE(a->dp->sas().empty() && b->dp->sas().empty());
+}
+
+TEST_P(V1Pair, IdMismatchOnEachSide) {
+  res_cfg().remote_id = Identity::fqdn("branch.example.net");
+  load();
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.run_for(30000, 200);
+  EXPECT_EQ(st(res()).failure, Failure::IdMismatch) << st(res()).failure_detail;
+  EXPECT_FALSE(st(ini()).up);
+}
+
+TEST_P(V1Pair, IdMismatchSeenByInitiator) {
+  ini_cfg().remote_id = Identity::fqdn("gw.example.net");
+  load();
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.run_for(30000, 200);
+  EXPECT_EQ(st(ini()).failure, Failure::IdMismatch) << st(ini()).failure_detail;
+}
+
+TEST_P(V1Pair, ProposalAndDhMismatch) {
+  res_cfg().ike = {*parse_ike_proposal("aes256-sha256-modp1024")};
+  connect();
+  EXPECT_EQ(st(res()).failure, Failure::ProposalMismatch) << st(res()).failure_detail;
+  EXPECT_EQ(st(ini()).failure, Failure::ProposalMismatch) << st(ini()).failure_detail;
+  res_cfg().ike = {*parse_ike_proposal("aes128-sha1-modp2048")};
+  ASSERT_TRUE(res().d->upsert(res_cfg()).has_value());
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.pump();
+  EXPECT_EQ(st(res()).failure, Failure::DhGroupMismatch) << st(res()).failure_detail;
+}
+
+TEST_P(V1Pair, ModeMismatch) {
+  res_cfg().aggressive = !res_cfg().aggressive;
+  connect();
+  EXPECT_EQ(st(res()).failure, Failure::ModeMismatch) << st(res()).failure_detail;
+  EXPECT_EQ(st(ini()).failure, Failure::ModeMismatch) << st(ini()).failure_detail;
+}
+
+TEST_P(V1Pair, TrafficSelectorMismatch) {
+  res_cfg().children[0].remote_ts = {*net::Cidr::parse("10.99.0.0/16")};
+  connect();
+  EXPECT_EQ(st(res()).failure, Failure::TsMismatch) << st(res()).failure_detail;
+  EXPECT_EQ(st(ini()).failure, Failure::TsMismatch) << st(ini()).failure_detail;
+  EXPECT_TRUE(a->dp->sas().empty() && b->dp->sas().empty());
+}
+
+TEST_P(V1Pair, EspProposalAndPfsMismatch) {
+  res_cfg().esp = {*parse_esp_proposal("aes256-sha256")};
+  connect();
+  EXPECT_EQ(st(res()).failure, Failure::ChildProposalMismatch) << st(res()).failure_detail;
+  EXPECT_EQ(st(ini()).failure, Failure::ChildProposalMismatch) << st(ini()).failure_detail;
+  res_cfg().esp = {*parse_esp_proposal("aes128-sha1-modp2048")};
+  ASSERT_TRUE(res().d->upsert(res_cfg()).has_value());
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.pump();
+  EXPECT_EQ(st(res()).failure, Failure::PfsMismatch) << st(res()).failure_detail;
+}
+
+TEST_P(V1Pair, PeerNotResponding) {
+  load();
+  net.filter = [](Datagram&) { return false; };
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.run_for(30000, 200);
+  EXPECT_EQ(st(ini()).failure, Failure::PeerNotResponding) << st(ini()).failure_detail;
+}
+
+TEST_P(V1Pair, TerminateDeletesBothSides) {
+  connect();
+  ASSERT_TRUE(st(res()).up);
+  ini().d->terminate(ini_cfg().name);
+  net.pump();
+  EXPECT_TRUE(ini().dp->sas().empty());
+  EXPECT_TRUE(res().dp->sas().empty()) << "the peer's ISAKMP delete removes the SAs";
+  EXPECT_EQ(st(res()).failure, Failure::PeerDeleted);
+}
+
+TEST_P(V1Pair, NatIsDetectedAndPortsFloat) {
+  // A NAT in front of the initiator: its source address is rewritten.
+  const auto nat = *net::IpAddr::parse("203.0.113.9");
+  const auto inside = ini().addr;
+  res_cfg().remote = nat;
+  net.filter = [&](Datagram& d) {
+    if (d.from.addr == inside) d.from.addr = nat;
+    if (d.to.addr == nat) d.to.addr = inside;
+    return true;
+  };
+  connect();
+  EXPECT_TRUE(st(ini()).up && st(res()).up) << st(res()).failure_detail;
+  auto sas = ini().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  EXPECT_TRUE(sas[0].nat_local);
+  EXPECT_NE(sas[0].local.find(":4500"), std::string::npos);
+  for (const auto& [k, s] : ini().dp->sas()) EXPECT_EQ(s.encap, dp::Encap::Udp);
+}
+
+TEST_P(V1Pair, GarbageIsCountedNotFatal) {
+  connect();
+  ASSERT_TRUE(st(res()).up);
+  // Flip bytes of every recorded message and replay them all.
+  std::vector<Datagram> replay(net.log.begin(), net.log.end());
+  for (size_t i = 0; i < replay.size(); ++i) {
+    auto d = replay[i];
+    for (size_t j = 20; j < d.data.size(); j += 7) d.data[j] ^= static_cast<uint8_t>(i + j);
+    net.queue.push_back(d);
+    auto t = replay[i];
+    t.data.resize(t.data.size() / 2);
+    net.queue.push_back(t);
+  }
+  net.pump();
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  const auto& c = res().d->counters();
+  EXPECT_GT(c.malformed + c.integrity_failed + c.bad_spi + c.invalid_message_id + c.retransmits, 0u);
+}
+
+}  // namespace
+}  // namespace xgw::ike::test
