@@ -148,6 +148,9 @@ Expected<ike::ConnConfig, std::string> conn_config(const VpnConnection& c, const
   k.dpd.timeout_s = c.ikepolicy.dpd.timeout;
   k.dpd.retries = 3;
   k.nat_t = c.enable_nat_traversal;
+  k.ike_version = c.ikepolicy.ike_version == IkeVersion::V1 ? 1 : 2;
+  k.aggressive = c.ikepolicy.phase1_negotiation_mode == NegotiationMode::Aggressive;
+  k.dpd_notify_first = c.ikepolicy.dpd.msg == DpdMsg::SeqNotifyHash;
   k.start_immediately = c.start_immediately;
   return k;
 }
@@ -173,11 +176,6 @@ Expected<void, std::string> IkeSync::sync() {
   std::map<std::string, std::vector<std::string>> names;
   std::string errors;
   for (const auto& c : *conns) {
-    if (c.ikepolicy.ike_version != IkeVersion::V2) {
-      if (warned_.insert(c.id + "/v1").second)
-        log::warn("ike.unsupported", {{"conn", c.name}, {"reason", "IKEv1 is not negotiated yet"}});
-      continue;
-    }
     const VpnGateway* gw = nullptr;
     const CustomerGateway* cgw = nullptr;
     for (const auto& g : *gws)

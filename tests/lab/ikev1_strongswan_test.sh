@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# IKEv1 interop: xgwd against Debian's strongSwan (charon, kernel-libipsec)
+# speaking IKEv1, in the lab of tests/lib/ike_lab.sh (h1 - g1 xgwd = g2
+# charon - h2). Connections come from xgwctl; pings from h1 to h2 cross
+# xgw's own ESP. Cases (IKE_CASES, default all): main and aggressive mode x
+# 3des-md5-modp768, aes128-sha1-modp1024, aes256-sha256-modp2048 x xgw as
+# initiator and as responder; FQDN ids in aggressive mode; PFS; quick-mode
+# (phase 2) rekeys by each side and a phase-1 rekey under a running ping;
+# DPD in both payload orders and after killing charon; and the failure
+# reasons of seed 001 (PSK, id, proposal, DH, mode, ESP proposal, PFS,
+# traffic selectors).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/privileged.sh"
+xgw_require_root
+. "$here/../lib/esp_lab.sh"
+. "$here/../lib/strongswan.sh"
+
+XGWD=$1
+XGWCTL=$2
+P=i1
+# strongSwan refuses aggressive mode with PSK as responder unless told.
+SS_CHARON_EXTRA="i_dont_care_about_security_and_use_aggressive_mode_psk = yes"
+IKE_VERSION=v1
+SS_VERSION=1
+. "$here/../lib/ike_lab.sh"
+
+# Aggressive mode on both sides for the case's duration.
+mode() {  # main|aggressive
+  if [ "$1" = aggressive ]; then P1_MODE=aggressive SS_AGGRESSIVE=yes; else P1_MODE=main SS_AGGRESSIVE=; fi
+}
+
+up_case() {  # name psk ike_enc ike_auth dh esp_enc esp_auth ss_ike ss_esp role
+  local name=$1 start_x=true start_s=none
+  [ "${10}" = responder ] && { start_x=false; start_s=start; }
+  site "$name" "$2" "$3" "$4" "$5" "$6" "$7" "$start_x" >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$name: apply"
+  ss_conf "$name" "$2" "$8" "$9" "$start_s" >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$name: swanctl load"
+  wait_up "$name" 25 || fail "$name: tunnel not up"
+}
+
+# --- Proposals x modes x roles ------------------------------------------------
+proposal_case() {  # mode tag ike_enc ike_auth dh esp_enc esp_auth ss_ike ss_esp role
+  local name="v1-$1-$2-${10}"
+  want "$name" || return 0
+  mode "$1"
+  up_case "$name" "psk-$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}"
+  ping_h2 3 || fail "$name: ping across the tunnel"
+  local sas bytes
+  sas=$(ctl --json list-sas)
+  bytes=$(echo "$sas" | jq "[.ike_sas[] | .children[]? | .bytes_in] | add // 0")
+  [ "${bytes:-0}" -gt 0 ] || fail "$name: no inbound bytes on xgw's SA: $sas"
+  # strongSwan's view: IKEv1, the same SPIs.
+  local spi
+  spi=$(echo "$sas" | jq -r '.ike_sas[0].children[0].spi_in')
+  ss_swanctl "$tmp/ss" --list-sas >"$tmp/ss-sas.txt"
+  grep -q "IKEv1" "$tmp/ss-sas.txt" || fail "$name: strongSwan does not list an IKEv1 SA"
+  grep -qi "$spi" "$tmp/ss-sas.txt" || fail "$name: strongSwan lacks xgw's inbound SPI $spi"
+  echo "ok   - $name ($8 / $9)"
+  reset_conns "$name"
+  ran=$((ran + 1))
+}
+
+for m in main aggressive; do
+  for role in initiator responder; do
+    proposal_case $m 3des 3des md5 group1 3des md5 3des-md5-modp768 3des-md5 $role
+    proposal_case $m a128 aes-128 sha1 group2 aes-128 sha1 aes128-sha1-modp1024 aes128-sha1 $role
+    proposal_case $m a256 aes-256 sha2-256 group14 aes-256 sha2-256 aes256-sha256-modp2048 aes256-sha256 $role
+  done
+done
+
+# --- FQDN ids (aggressive mode sends them in the clear) and PFS -----------------
+if want v1-fqdn-pfs; then
+  mode aggressive
+  LOCAL_ID=xgw.example.org PEER_ID=ss.example.org PFS=group14 \
+    site v1-fqdn psk-fqdn aes-128 sha1 group2 aes-128 sha1 true >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "fqdn: apply"
+  SS_LOCAL_ID=ss.example.org SS_REMOTE_ID=xgw.example.org ss_conf v1-fqdn psk-fqdn \
+    aes128-sha1-modp1024 aes128-sha1-modp2048 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "fqdn: swanctl load"
+  wait_up v1-fqdn 25 || fail "fqdn: tunnel not up"
+  ping_h2 3 || fail "fqdn: ping"
+  [ "$(ctl --json list-sas | jq -r '.ike_sas[0].remote_id')" = ss.example.org ] ||
+    fail "fqdn: remote id is not ss.example.org"
+  ss_swanctl "$tmp/ss" --list-sas | grep -q "MODP_2048" || fail "fqdn: strongSwan's CHILD_SA has no PFS group"
+  echo "ok   - aggressive mode with FQDN ids, quick mode with PFS (modp2048)"
+  reset_conns v1-fqdn
+  ran=$((ran + 1))
+fi
+
+# --- Rekeys under a running ping -------------------------------------------------
+if want v1-rekey; then
+  # xgw (phase-1 initiator): quick-mode lifetime 30 s (rekeys near 27 s
+  # and 54 s), phase 1 60 s (rekeyed near 54 s); strongSwan rekeys the
+  # quick mode at 5 s on command. A ping every 0.1 s runs throughout.
+  mode main
+  site v1-rekey psk-rekey aes-128 sha1 group2 aes-128 sha1 true >"$tmp/site.yaml"
+  sed -i 's/^      dpd: {interval: 10, timeout: 6}/      lifetime_seconds: 60\n      dpd: {interval: 10, timeout: 6}/;
+          s/pfs: disable}/pfs: disable, lifetime_seconds: 30}/' "$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "rekey: apply"
+  ss_conf v1-rekey psk-rekey aes128-sha1-modp1024 aes128-sha1 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "rekey: swanctl load"
+  wait_up v1-rekey 25 || fail "rekey: tunnel not up"
+  before_child=$(grep -c "event=ike.child_rekeyed" "$tmp/xgwd.log" || true)
+  before_ike=$(grep -c "event=ike.rekeyed" "$tmp/xgwd.log" || true)
+  ip netns exec "$H1" ping -c 650 -i 0.1 -W 1 "$ESP_LAB_H2_IP" >"$tmp/ping.txt" 2>&1 &
+  ping_pid=$!
+  sleep 5
+  ss_swanctl "$tmp/ss" --rekey --child net >/dev/null || fail "rekey: swanctl child rekey"
+  wait "$ping_pid" || true
+  loss=$(grep -o '[0-9.]*% packet loss' "$tmp/ping.txt" | cut -d% -f1)
+  sent=$(grep -o '^[0-9]* packets transmitted' "$tmp/ping.txt" | cut -d' ' -f1)
+  child=$(( $(grep -c "event=ike.child_rekeyed" "$tmp/xgwd.log") - before_child ))
+  ike=$(( $(grep -c "event=ike.rekeyed" "$tmp/xgwd.log") - before_ike ))
+  grep -q "event=ike.child_rekeyed.*role=initiator" "$tmp/xgwd.log" || fail "rekey: xgw never rekeyed a quick mode itself"
+  grep -q "event=ike.child_rekeyed.*role=responder" "$tmp/xgwd.log" || fail "rekey: xgw never answered strongSwan's quick-mode rekey"
+  [ "$ike" -ge 1 ] || fail "rekey: no phase-1 rekey"
+  [ "$loss" = 0 ] || fail "rekey: $loss% of $sent pings lost across the rekeys"
+  [ "$(conn_field v1-rekey status)" = up ] || fail "rekey: tunnel down after the rekeys"
+  echo "ok   - rekeys: $child quick-mode rekeys by both sides and $ike phase-1 rekey, $sent pings, 0 lost"
+  reset_conns v1-rekey
+  ran=$((ran + 1))
+fi
+
+# --- DPD: both payload orders while alive, then charon killed ---------------------
+if want v1-dpd; then
+  mode main
+  DPD_MSG=seq-notify-hash site v1-dpd psk-dpd aes-128 sha1 group2 aes-128 sha1 true >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "dpd: apply"
+  SS_DPD=3s ss_conf v1-dpd psk-dpd aes128-sha1-modp1024 aes128-sha1 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "dpd: swanctl load"
+  wait_up v1-dpd 25 || fail "dpd: tunnel not up"
+  # Idle for 25 s: xgw probes (interval 10 s), charon probes every 3 s.
+  sleep 25
+  [ "$(conn_field v1-dpd status)" = up ] || fail "dpd: tunnel went down while both sides live"
+  grep -q "received DPD request\|R_U_THERE\b" "$tmp/ss/charon.log" ||
+    echo "note - dpd: charon's log does not show our R-U-THERE" >&2
+  acks=$(grep -c "R_U_THERE_ACK" "$tmp/ss/charon.log" || true)
+  [ "${acks:-0}" -ge 1 ] || fail "dpd: no R-U-THERE-ACK in charon's log"
+  kill -KILL "$(ss_pid "$tmp/ss")"
+  t0=$(date +%s%N)
+  wait_reason v1-dpd dead_peer 30 || fail "dpd: not declared dead"
+  took=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ "$took" -le 18000 ] || fail "dpd: declared dead after $took ms, want <= 18000"
+  echo "ok   - DPD (seq-notify-hash): $acks R-U-THERE-ACKs exchanged, dead peer declared after $took ms"
+  ctl connection delete v1-dpd >/dev/null
+  ss_stop "$tmp/ss" || true
+  ss_start ss "$G2" "$tmp/ss" "$SS_CHARON_EXTRA" || fail "charon did not restart"
+  ran=$((ran + 1))
+fi
+
+# --- Failure reasons (seed 001) -------------------------------------------------------
+failure_case() {  # tag role reason ss_ike ss_esp ss_psk
+  local name="v1-f-$1-$2"
+  want "$name" || return 0
+  local start_x=true start_s=none
+  [ "$2" = responder ] && { start_x=false; start_s=start; }
+  site "$name" psk-good aes-128 sha1 group2 aes-128 sha1 "$start_x" >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$name: apply"
+  ss_conf "$name" "$6" "$4" "$5" "$start_s" >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$name: swanctl load"
+  wait_reason "$name" "$3" 40 || fail "$name: wrong failure reason"
+  echo "ok   - $name: $3 ($(conn_field "$name" failure_detail))"
+  reset_conns "$name"
+  ran=$((ran + 1))
+}
+mode main
+failure_case psk responder psk_mismatch aes128-sha1-modp1024 aes128-sha1 psk-bad
+failure_case psk initiator psk_mismatch aes128-sha1-modp1024 aes128-sha1 psk-bad
+SS_LOCAL_ID=who.example.org failure_case id responder id_mismatch aes128-sha1-modp1024 aes128-sha1 psk-good
+SS_LOCAL_ID=who.example.org failure_case id initiator id_mismatch aes128-sha1-modp1024 aes128-sha1 psk-good
+failure_case proposal responder proposal_mismatch aes256-sha256-modp1024 aes128-sha1 psk-good
+failure_case proposal initiator proposal_mismatch aes256-sha256-modp1024 aes128-sha1 psk-good
+failure_case dh responder dh_group_mismatch aes128-sha1-modp2048 aes128-sha1 psk-good
+failure_case esp responder ipsec_proposal_mismatch aes128-sha1-modp1024 aes256-sha256 psk-good
+failure_case esp initiator ipsec_proposal_mismatch aes128-sha1-modp1024 aes256-sha256 psk-good
+failure_case pfs responder pfs_mismatch aes128-sha1-modp1024 aes128-sha1-modp2048 psk-good
+SS_LOCAL_TS=10.99.0.0/24 failure_case ts responder traffic_selector_mismatch aes128-sha1-modp1024 aes128-sha1 psk-good
+SS_LOCAL_TS=10.99.0.0/24 failure_case ts initiator traffic_selector_mismatch aes128-sha1-modp1024 aes128-sha1 psk-good
+SS_AGGRESSIVE=yes failure_case mode responder mode_mismatch aes128-sha1-modp1024 aes128-sha1 psk-good
+
+echo "ran $ran cases"
+[ "$ran" -gt 0 ] || fail "no case ran"

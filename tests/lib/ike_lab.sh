@@ -1,0 +1,158 @@
+# shellcheck shell=bash
+# The IKE interop lab shared by ike_strongswan_test.sh (IKEv2) and
+# ikev1_strongswan_test.sh: xgwd (userspace ESP path) on g1 against
+# Debian's strongSwan (charon + kernel-libipsec) on g2, in the
+# four-namespace ESP lab:
+#
+#      h1 ---------- g1 (xgwd) ====== g2 (charon) ---------- h2
+#   10.91.1.2          192.0.2.1     192.0.2.2            10.91.2.2
+#
+# Source it after esp_lab.sh and strongswan.sh with XGWD, XGWCTL, P (the
+# namespace prefix) and, optionally, SS_CHARON_EXTRA (charon settings) set.
+# It brings the lab up, starts charon and xgwd, and defines:
+#   site NAME PSK IKE_ENC IKE_AUTH DH ESP_ENC ESP_AUTH START   xgwctl YAML
+#       (IKE_VERSION v1|v2, P1_MODE main|aggressive, DPD_MSG, PFS, RULES,
+#        LOCAL_ID, PEER_ID adjust it)
+#   ss_conf NAME PSK IKE_PROP ESP_PROP START_ACTION   swanctl.conf
+#       (SS_VERSION 1|2, SS_AGGRESSIVE, SS_LOCAL_ID, SS_REMOTE_ID,
+#        SS_LOCAL_TS, SS_REMOTE_TS, SS_IKE_REKEY, SS_CHILD_REKEY, SS_DPD)
+#   conn_field, wait_up, wait_reason, ping_h2, reset_conns, want, fail, ctl
+tmp=$(mktemp -d /tmp/xgw-ike-lab.XXXXXX)
+xgwd_pid=
+fail() {
+  echo "FAIL: $*" >&2
+  [ -f "$tmp/xgwd.log" ] && tail -n 40 "$tmp/xgwd.log" >&2
+  [ -f "$tmp/ss/charon.log" ] && tail -n 30 "$tmp/ss/charon.log" >&2
+  exit 1
+}
+cleanup() {
+  [ -n "$xgwd_pid" ] && kill -TERM "$xgwd_pid" 2>/dev/null && sleep 0.3
+  [ -n "$xgwd_pid" ] && kill -KILL "$xgwd_pid" 2>/dev/null || true
+  ss_stop_all || true
+  esp_lab_down "$P" || true
+  if [ -n "${XGW_KEEP_TMP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT INT TERM
+
+esp_lab_up "$P" || fail "topology"
+G1=$ESP_LAB_G1 G2=$ESP_LAB_G2 H1=$ESP_LAB_H1
+in_g1() { ip netns exec "$G1" "$@"; }
+ctl() { in_g1 "$XGWCTL" --state-dir "$tmp/state" "$@"; }
+
+# g2 routes h1's LAN into charon's libipsec TUN by itself (policy routes in
+# table 220); g1's kernel routes come from xgwd (ike.install_routes).
+cat >"$tmp/xgwd.yaml" <<YAML
+metrics: {listen: "127.0.0.1:0"}
+ike: {tun: xgw0, workers: 1}
+YAML
+start_xgwd() {
+  rm -f "$tmp/state/api.addr"
+  in_g1 "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" --api-listen 127.0.0.1:0 \
+    --log-level debug >>"$tmp/xgwd.log" 2>&1 &
+  xgwd_pid=$!
+  for _ in $(seq 100); do [ -s "$tmp/state/api.addr" ] && return 0; sleep 0.05; done
+  fail "xgwd did not start"
+}
+ss_start ss "$G2" "$tmp/ss" "${SS_CHARON_EXTRA:-}" || fail "charon did not start"
+start_xgwd
+
+DEFAULT_RULES="      - {source: 10.91.1.0/24, destination: [10.91.2.0/24]}"
+# site.yaml for xgwctl apply: one gateway, the strongSwan peer, and the
+# connection with the case's policies.
+site() {  # name psk ike_enc ike_auth dh esp_enc esp_auth start [extra yaml lines]
+  cat <<YAML
+vpn_gateways:
+  - {name: gw1, bandwidth: 100, local_cidr: 10.91.1.0/24, public_ips: ["$ESP_LAB_G1_WAN_IP"]}
+customer_gateways:
+  - {name: ss, ip: "$ESP_LAB_G2_WAN_IP"}
+vpn_connections:
+  - name: $1
+    vpn_gateway: gw1
+    customer_gateway: ss
+    psk: "$2"
+    start_immediately: $8
+    ikepolicy:
+      ike_version: ${IKE_VERSION:-v2}
+${P1_MODE:+      phase1_negotiation_mode: $P1_MODE}
+      encryption_algorithm: $3
+      authentication_algorithm: $4
+      dh_group: $5
+      dpd: {interval: 10, timeout: 6${DPD_MSG:+, msg: $DPD_MSG}}
+${LOCAL_ID:+      local_id_type: fqdn
+      local_id: $LOCAL_ID}
+${PEER_ID:+      peer_id_type: fqdn
+      peer_id: $PEER_ID}
+    ipsecpolicy: {encryption_algorithm: $6, authentication_algorithm: $7, pfs: ${PFS:-disable}}
+    policy_rules:
+${RULES:-$DEFAULT_RULES}
+YAML
+}
+
+# swanctl.conf for charon: the mirror image. ss_conf name psk ike_prop esp_prop start_action
+ss_conf() {
+  cat <<CONF
+connections {
+  $1 {
+    version = ${SS_VERSION:-2}
+${SS_AGGRESSIVE:+    aggressive = yes}
+    local_addrs = $ESP_LAB_G2_WAN_IP
+    remote_addrs = $ESP_LAB_G1_WAN_IP
+    proposals = $3
+    rekey_time = ${SS_IKE_REKEY:-4h}
+    dpd_delay = ${SS_DPD:-0}
+    local { auth = psk
+            id = ${SS_LOCAL_ID:-$ESP_LAB_G2_WAN_IP} }
+    remote { auth = psk
+             id = ${SS_REMOTE_ID:-$ESP_LAB_G1_WAN_IP} }
+    children {
+      net {
+        local_ts = ${SS_LOCAL_TS:-10.91.2.0/24}
+        remote_ts = ${SS_REMOTE_TS:-10.91.1.0/24}
+        esp_proposals = $4
+        rekey_time = ${SS_CHILD_REKEY:-1h}
+        start_action = $5
+        mode = tunnel
+      }
+    }
+  }
+}
+secrets {
+  ike-1 { id-1 = ${SS_LOCAL_ID:-$ESP_LAB_G2_WAN_IP}
+          id-2 = ${SS_REMOTE_ID:-$ESP_LAB_G1_WAN_IP}
+          secret = "$2" }
+}
+CONF
+}
+
+conn_json() { ctl --json connection show "$1"; }
+conn_field() { conn_json "$1" | jq -r ".vpn_connection.$2 // empty"; }
+wait_up() {  # conn timeout_s
+  local t=$(( $2 * 10 ))
+  for _ in $(seq "$t"); do
+    [ "$(conn_field "$1" status)" = up ] && return 0
+    sleep 0.1
+  done
+  conn_json "$1" >&2 || true
+  return 1
+}
+wait_reason() {  # conn reason timeout_s
+  local t=$(( $3 * 10 )) got=
+  for _ in $(seq "$t"); do
+    got=$(conn_field "$1" failure_reason)
+    [ "$got" = "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "failure_reason is '$got', want '$2'" >&2
+  conn_json "$1" >&2 || true
+  return 1
+}
+ping_h2() { ip netns exec "$H1" ping -c "${1:-3}" -i 0.2 -W 1 "$ESP_LAB_H2_IP" >/dev/null; }
+reset_conns() {
+  ctl connection delete "$1" >/dev/null 2>&1 || true
+  ss_swanctl "$tmp/ss" --terminate --ike "$1" --force >/dev/null 2>&1 || true
+  ss_swanctl "$tmp/ss" --unload-conn --name "$1" >/dev/null 2>&1 || true
+}
+
+ran=0
+want() { [ -z "${IKE_CASES:-}" ] || [[ " $IKE_CASES " == *" $1 "* ]]; }
+
