@@ -6,7 +6,7 @@
 # 3des-md5-modp768, aes128-sha1-modp1024, aes256-sha256-modp2048 x xgw as
 # initiator and as responder; FQDN ids in aggressive mode; PFS; quick-mode
 # (phase 2) rekeys by each side and a phase-1 rekey under a running ping;
-# DPD in both payload orders and after killing charon; and the failure
+# DPD both ways and after killing charon; and the failure
 # reasons of seed 001 (PSK, id, proposal, DH, mode, ESP proposal, PFS,
 # traffic selectors).
 set -euo pipefail
@@ -123,27 +123,42 @@ if want v1-rekey; then
   ran=$((ran + 1))
 fi
 
-# --- DPD: both payload orders while alive, then charon killed ---------------------
+# --- DPD: R-U-THERE both ways while alive, then charon killed ------------------
+# strongSwan accepts only HASH-first informationals (seq-hash-notify);
+# seq-notify-hash (Notify first) is for peers that send it, and xgw's ACK
+# mirrors the order of the R-U-THERE it answers (tested in-process).
 if want v1-dpd; then
   mode main
-  DPD_MSG=seq-notify-hash site v1-dpd psk-dpd aes-128 sha1 group2 aes-128 sha1 true >"$tmp/site.yaml"
+  # 1. charon probes every 4 s: xgw answers each R-U-THERE.
+  site v1-dpda psk-dpda aes-128 sha1 group2 aes-128 sha1 true >"$tmp/site.yaml"
   ctl apply -f "$tmp/site.yaml" >/dev/null || fail "dpd: apply"
-  SS_DPD=3s ss_conf v1-dpd psk-dpd aes128-sha1-modp1024 aes128-sha1 none >"$tmp/ss.conf"
+  SS_DPD=4s ss_conf v1-dpda psk-dpda aes128-sha1-modp1024 aes128-sha1 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "dpd: swanctl load"
+  wait_up v1-dpda 25 || fail "dpd: tunnel not up"
+  sleep 14
+  acks=$(grep -c "parsed INFORMATIONAL_V1 request .*\[ HASH N(DPD_ACK) \]" "$tmp/ss/charon.log" || true)
+  bad=$(grep -c "INFORMATIONAL_V1 request with message ID .* processing failed" "$tmp/ss/charon.log" || true)
+  [ "${acks:-0}" -ge 2 ] || fail "dpd: charon got only ${acks:-0} R-U-THERE-ACKs from xgw"
+  [ "${bad:-0}" = 0 ] || fail "dpd: charon rejected $bad informationals from xgw"
+  [ "$(conn_field v1-dpda status)" = up ] || fail "dpd: tunnel down while charon probes"
+  reset_conns v1-dpda
+  # 2. charon does not probe: xgw does after 10 s idle, charon answers;
+  # then charon is killed and xgw declares the peer dead.
+  site v1-dpd psk-dpd aes-128 sha1 group2 aes-128 sha1 true >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "dpd: apply"
+  ss_conf v1-dpd psk-dpd aes128-sha1-modp1024 aes128-sha1 none >"$tmp/ss.conf"
   ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "dpd: swanctl load"
   wait_up v1-dpd 25 || fail "dpd: tunnel not up"
-  # Idle for 25 s: xgw probes (interval 10 s), charon probes every 3 s.
-  sleep 25
+  sleep 23
   [ "$(conn_field v1-dpd status)" = up ] || fail "dpd: tunnel went down while both sides live"
-  grep -q "received DPD request\|R_U_THERE\b" "$tmp/ss/charon.log" ||
-    echo "note - dpd: charon's log does not show our R-U-THERE" >&2
-  acks=$(grep -c "R_U_THERE_ACK" "$tmp/ss/charon.log" || true)
-  [ "${acks:-0}" -ge 1 ] || fail "dpd: no R-U-THERE-ACK in charon's log"
+  acked=$(grep -c "generating INFORMATIONAL_V1 request .*\[ HASH N(DPD_ACK) \]" "$tmp/ss/charon.log" || true)
+  [ "${acked:-0}" -ge 1 ] || fail "dpd: charon did not answer xgw's R-U-THERE"
   kill -KILL "$(ss_pid "$tmp/ss")"
   t0=$(date +%s%N)
   wait_reason v1-dpd dead_peer 30 || fail "dpd: not declared dead"
   took=$(( ($(date +%s%N) - t0) / 1000000 ))
   [ "$took" -le 18000 ] || fail "dpd: declared dead after $took ms, want <= 18000"
-  echo "ok   - DPD (seq-notify-hash): $acks R-U-THERE-ACKs exchanged, dead peer declared after $took ms"
+  echo "ok   - DPD: xgw acked $acks of charon's R-U-THERE, charon acked $acked of xgw's; dead peer declared after $took ms"
   ctl connection delete v1-dpd >/dev/null
   ss_stop "$tmp/ss" || true
   ss_start ss "$G2" "$tmp/ss" "$SS_CHARON_EXTRA" || fail "charon did not restart"

@@ -1,6 +1,7 @@
 #include "ike/daemon.h"
 
 #include "ike/daemon_impl.h"
+#include "ike/ikev1_proposals.h"
 
 namespace xgw::ike {
 
@@ -106,6 +107,22 @@ Expected<void, std::string> Daemon::upsert(const ConnConfig& cfg) {
     if (!to_esp(a.encr, a.key_bits) || !to_esp(a.integ) || (a.dh != DhId::None && !available(a.dh)))
       return unexpected("connection " + cfg.name + ": ESP proposal " + to_string(a) +
                         " is not available");
+  if (cfg.ike_version != 1 && cfg.ike_version != 2)
+    return unexpected("connection " + cfg.name + ": IKE version must be 1 or 2");
+  if (cfg.ike_version == 1) {
+    // RFC 2409 Appendix A: DES, 3DES, AES-CBC with MD5, SHA-1 or SHA-2.
+    for (const auto& a : cfg.ike)
+      if (v1::phase1_sa({a}, cfg.ike_lifetime_s).proposals[0].transforms.empty())
+        return unexpected("connection " + cfg.name + ": IKE proposal " + to_string(a) +
+                          " has no IKEv1 encoding (phase 1 takes des, 3des, aes with md5, sha1, "
+                          "sha2)");
+    if (cfg.aggressive && cfg.ike.size() > 1)
+      for (const auto& a : cfg.ike)
+        if (a.dh != cfg.ike.front().dh)
+          return unexpected("connection " + cfg.name +
+                            ": aggressive mode sends one KE, so every proposal needs the same DH "
+                            "group");
+  }
   auto& I = *impl_;
   auto it = I.conns.find(cfg.name);
   if (it != I.conns.end()) {

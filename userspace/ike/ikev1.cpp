@@ -1352,8 +1352,11 @@ struct V1 {
           k::NotifyPayload ack = *n;
           ack.type = kRuThereAck;
           ack.spi = cookies(sa);
+          // The ACK mirrors the request's payload order: a peer that
+          // sends HASH first may insist on it (strongSwan does).
+          (void)c;
           transmit(sa, informational(sa, {k::Payload{k::PayloadType::Notify, ack}},
-                                     c && c->cfg.dpd_notify_first));
+                                     hi + 1 == o.items.size() && hi > 0));
         } else if (n->type == kRuThereAck && n->data.size() == 4) {
           const uint32_t seq = load64(n->data) & 0xffffffff;
           if (sa.active && sa.active->task.kind == TaskKind::Dpd &&
