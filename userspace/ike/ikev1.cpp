@@ -561,8 +561,9 @@ struct V1 {
   // ===========================================================================
   // Phase 1, initiator
 
-  void start(Conn& c, uint32_t first_tunnel, uint64_t replaces) {
+  void start(Conn& c, uint32_t first_tunnel, uint64_t replaces, bool dh_probe = false) {
     IkeSa& sa = I.new_sa(c.cfg.name, true);
+    sa.dh_probe = dh_probe;
     sa.version = 1;
     sa.aggressive = c.cfg.aggressive;
     sa.spi_i = random_spi64();
@@ -581,7 +582,7 @@ struct V1 {
               {"remote", ep_str(sa.remote)},
               {"rekeys", replaces ? std::to_string(replaces) : "-"}});
     std::vector<IkeAlgs> offer;
-    for (const auto& a : c.cfg.ike)
+    for (const auto& a : dh_probe ? Daemon::Impl::probe_proposals(c.cfg.ike) : c.cfg.ike)
       if (!sa.aggressive || a.dh == sa.dh_group) offer.push_back(a);  // one KE: one group
     const k::Payload sa_p{k::PayloadType::SA, v1::phase1_sa(offer, c.cfg.ike_lifetime_s)};
     {
@@ -610,6 +611,15 @@ struct V1 {
   bool accept_phase1_reply(IkeSa& sa, Conn& c, const std::vector<k::Payload>& ps) {
     const auto* sap = get<k::SaPayload>(ps, k::PayloadType::SA);
     std::optional<v1::Phase1Choice> ch;
+    if (sa.dh_probe) {
+      // The probe's answer: the peer takes our algorithms with another
+      // group. Never used; the peer's half-open SA expires.
+      std::string ours;
+      for (const auto& a : c.cfg.ike) ours += (ours.empty() ? "" : ", ") + v1::to_string(a);
+      I.fail(sa, Failure::DhGroupMismatch,
+             "peer accepts " + (sap ? v1::describe(*sap) : std::string("?")) + "; we offer " + ours);
+      return false;
+    }
     if (sap && sap->proposals.size() == 1 && sap->proposals[0].transforms.size() == 1)
       ch = v1::choose_phase1(*sap, c.cfg.ike);
     if (!ch) {
@@ -1383,6 +1393,14 @@ struct V1 {
                              std::to_string(type) + ")";
     switch (type) {
       case kNoProposalChosen:
+        if (c && sa.v1_step <= 1 && !sa.aggressive && !sa.dh_probe && !sa.replaces) {
+          // One more main mode offering our algorithms with every group
+          // tells a DH group mismatch from an algorithm one.
+          Conn& conn = *c;
+          const uint32_t first = sa.first_tunnel;
+          I.destroy(sa.uid);
+          return start(conn, first, 0, true);
+        }
         return I.fail(sa, sa.v1_step <= 1 ? Failure::ProposalMismatch : Failure::DhGroupMismatch,
                       what + (c ? "; we offered " + [&] {
                         std::string s;
@@ -1396,7 +1414,15 @@ struct V1 {
       case kInvalidIdInformation:
         return I.fail(sa, Failure::IdMismatch, what + ": it does not accept our id");
       case kAuthenticationFailed:
-        return I.fail(sa, authenticated ? Failure::IdMismatch : Failure::AuthFailed, what);
+        // Protected by the phase-1 keys, so the PSKs match: the peer
+        // refused our identity — or, strongSwan at least, the mode (it
+        // finds no config for PSK in this mode).
+        return I.fail(sa, Failure::AuthFailed,
+                      what + (authenticated ? ": the PSKs match; the peer refuses our id " +
+                                                  (c ? c->cfg.local_id.str() : std::string()) +
+                                                  " or " + (sa.aggressive ? "aggressive" : "main") +
+                                                  " mode"
+                                            : ""));
       case kInvalidHashInformation:
       case kPayloadMalformed:
       case kInvalidPayloadType:
