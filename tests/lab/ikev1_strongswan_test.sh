@@ -56,6 +56,8 @@ proposal_case() {  # mode tag ike_enc ike_auth dh esp_enc esp_auth ss_ike ss_esp
   spi=$(echo "$sas" | jq -r '.ike_sas[0].children[0].spi_in')
   ss_swanctl "$tmp/ss" --list-sas >"$tmp/ss-sas.txt"
   grep -q "IKEv1" "$tmp/ss-sas.txt" || fail "$name: strongSwan does not list an IKEv1 SA"
+  [ "$(echo "$sas" | jq -r '.ike_sas[0] | "\(.version) \(.mode)"')" = "1 $1" ] ||
+    fail "$name: xgw's list-sas does not say IKEv1 $1 mode: $sas"
   grep -qi "$spi" "$tmp/ss-sas.txt" || fail "$name: strongSwan lacks xgw's inbound SPI $spi"
   echo "ok   - $name ($8 / $9)"
   reset_conns "$name"

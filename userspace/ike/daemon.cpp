@@ -214,7 +214,11 @@ std::vector<IkeSaStatus> Daemon::sas() const {
     if (auto it = impl_->conns.find(sa->conn); it != impl_->conns.end())
       s.local_id = it->second.cfg.local_id.str();
     s.remote_id = sa->peer_id.data.empty() ? "" : sa->peer_id.str();
-    s.algorithms = sa->state == IkeState::Connecting && !sa->prf ? "" : to_string(sa->algs);
+    s.version = sa->version;
+    s.aggressive = sa->aggressive;
+    s.algorithms = sa->state == IkeState::Connecting && !sa->prf ? ""
+                   : sa->version == 1                          ? v1::to_string(sa->algs)
+                                                               : to_string(sa->algs);
     s.nat_local = sa->nat_local;
     s.nat_remote = sa->nat_remote;
     const uint64_t now = impl_->now();

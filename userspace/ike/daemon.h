@@ -80,6 +80,8 @@ struct ChildStatus {
 
 struct IkeSaStatus {
   uint64_t unique_id = 0;
+  uint8_t version = 2;      // IKEv1 or IKEv2
+  bool aggressive = false;  // IKEv1 phase 1 in aggressive mode
   std::string conn;
   IkeState state = IkeState::Connecting;
   bool initiator = false;

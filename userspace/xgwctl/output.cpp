@@ -168,7 +168,8 @@ std::string format_sas(const Json& sas) {
   std::ostringstream o;
   for (const auto& sa : sas) {
     o << sa.value("connection", "") << ": #" << sa.value("ike_sa_id", 0) << ", "
-      << sa.value("state", "") << ", IKEv" << sa.value("version", 2) << ", "
+      << sa.value("state", "") << ", IKEv" << sa.value("version", 2)
+      << (sa.contains("mode") ? " " + sa.value("mode", "") + " mode" : "") << ", "
       << sa.value("spi_i", "") << "_i" << (sa.value("initiator", false) ? "* " : " ")
       << sa.value("spi_r", "") << "_r" << (sa.value("initiator", false) ? "" : "*") << "\n";
     o << "  local  '" << sa.value("local_id", "") << "' @ " << sa.value("local", "")

@@ -267,7 +267,7 @@ Json IkeSync::sas_json() const {
     Json j{{"ike_sa_id", sa.unique_id},
            {"connection", sa.conn},
            {"state", ike::to_string(sa.state)},
-           {"version", 2},
+           {"version", sa.version},
            {"initiator", sa.initiator},
            {"local", sa.local},
            {"remote", sa.remote},
@@ -278,6 +278,7 @@ Json IkeSync::sas_json() const {
            {"nat_remote", sa.nat_remote},
            {"established_seconds", sa.established_for_s},
            {"rekey_in_seconds", sa.rekey_in_s}};
+    if (sa.version == 1) j["mode"] = sa.aggressive ? "aggressive" : "main";
     snprintf(spi, sizeof spi, "%016llx", static_cast<unsigned long long>(sa.spi_i));
     j["spi_i"] = spi;
     snprintf(spi, sizeof spi, "%016llx", static_cast<unsigned long long>(sa.spi_r));
