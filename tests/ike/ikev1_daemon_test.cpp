@@ -110,8 +110,18 @@ TEST_P(V1Pair, EstablishesPhase1AndQuickMode) {
   ASSERT_GE(ex.size(), n1 + 3);
   for (size_t i = 0; i < n1; ++i) EXPECT_EQ(ex[i], p1) << i;
   for (size_t i = n1; i < n1 + 3; ++i) EXPECT_EQ(ex[i], 32) << i;
+  const auto& ci = ini().d->counters();
+  const int mi = GetParam().aggressive ? 1 : 0;
+  EXPECT_EQ(ci.v1_tx_by_exchange[mi], GetParam().aggressive ? 2u : 3u);
+  EXPECT_EQ(ci.v1_rx_by_exchange[mi], GetParam().aggressive ? 1u : 3u);
+  EXPECT_EQ(ci.v1_tx_by_exchange[2], 2u);  // QM1, QM3
+  EXPECT_EQ(ci.v1_rx_by_exchange[2], 1u);
+  EXPECT_EQ(ci.rx_by_exchange[0] + ci.tx_by_exchange[0], 0u) << "no IKEv2 counted";
   auto sas = ini().d->sas();
   ASSERT_EQ(sas.size(), 1u);
+  EXPECT_EQ(sas[0].version, 1);
+  EXPECT_EQ(sas[0].aggressive, GetParam().aggressive);
+  EXPECT_EQ(sas[0].algorithms, "aes128-sha1-modp1024");
   EXPECT_EQ(sas[0].state, IkeState::Established);
   EXPECT_EQ(sas[0].children.size(), 1u);
   EXPECT_EQ(sas[0].children[0].local_ts, std::vector<std::string>{ini_cfg().children[0].local_ts[0].str()});

@@ -86,7 +86,21 @@ if want v1-fqdn-pfs; then
   [ "$(ctl --json list-sas | jq -r '.ike_sas[0].remote_id')" = ss.example.org ] ||
     fail "fqdn: remote id is not ss.example.org"
   ss_swanctl "$tmp/ss" --list-sas | grep -q "MODP_2048" || fail "fqdn: strongSwan's CHILD_SA has no PFS group"
-  echo "ok   - aggressive mode with FQDN ids, quick mode with PFS (modp2048)"
+  # Prometheus exposition: the IKEv1 exchanges are counted by name (the
+  # IKE snapshot is published once a second).
+  seen=
+  for _ in $(seq 30); do
+    in_g1 curl -s --max-time 5 "http://$(cat "$tmp/state/metrics.addr")/metrics" >"$tmp/metrics.txt" ||
+      fail "fqdn: no /metrics"
+    if grep -Eq '^xgw_ike_messages_total\{exchange="QUICK_MODE",direction="sent"\} [1-9]' "$tmp/metrics.txt" &&
+      grep -Eq '^xgw_ike_messages_total\{exchange="AGGRESSIVE",direction="received"\} [1-9]' "$tmp/metrics.txt"; then
+      seen=1
+      break
+    fi
+    sleep 0.2
+  done
+  [ -n "$seen" ] || { grep xgw_ike_messages "$tmp/metrics.txt" >&2; fail "fqdn: IKEv1 exchanges not in /metrics"; }
+  echo "ok   - aggressive mode with FQDN ids, quick mode with PFS (modp2048), exchanges in /metrics"
   reset_conns v1-fqdn
   ran=$((ran + 1))
 fi

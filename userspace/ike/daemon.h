@@ -114,6 +114,9 @@ struct DaemonCounters {
   // By exchange (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL) and
   // direction; messages with another exchange type count in rx only.
   uint64_t rx_by_exchange[4] = {}, tx_by_exchange[4] = {};
+  // IKEv1 by exchange: main mode (ID_PROT), aggressive, quick mode,
+  // informational.
+  uint64_t v1_rx_by_exchange[4] = {}, v1_tx_by_exchange[4] = {};
   uint64_t malformed = 0;         // unparsable, dropped
   uint64_t bad_spi = 0;           // no IKE SA for the SPIs, dropped or INVALID_IKE_SPI
   uint64_t integrity_failed = 0;  // SK payload failed to verify

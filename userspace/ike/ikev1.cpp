@@ -204,6 +204,21 @@ bool has_vid(const std::vector<k::Payload>& ps, const Bytes& vid) {
   return false;
 }
 
+// DaemonCounters::v1_*_by_exchange index of an ISAKMP exchange type.
+int v1_index(uint8_t ex) {
+  switch (static_cast<k::Exchange>(ex)) {
+    case k::Exchange::Main:
+      return 0;
+    case k::Exchange::Aggressive:
+      return 1;
+    case k::Exchange::Quick:
+      return 2;
+    case k::Exchange::Informational:
+      return 3;
+  }
+  return -1;
+}
+
 // A decrypted (or plain) message.
 struct Opened {
   Bytes chain;
@@ -224,9 +239,13 @@ struct V1 {
   // ---- messages
 
   void transmit(const IkeSa& sa, std::span<const uint8_t> pkt) {
-    if (pkt.empty()) return;
+    send(sa.local, sa.remote, pkt);
+  }
+  void send(const dp::Endpoint& from, const dp::Endpoint& to, std::span<const uint8_t> pkt) {
+    if (pkt.size() < k::kHeaderSize) return;
     ++I.ctr.tx;
-    I.transport.send(sa.local, sa.remote, pkt);
+    if (int i = v1_index(pkt[18]); i >= 0) ++I.ctr.v1_tx_by_exchange[i];
+    I.transport.send(from, to, pkt);
   }
 
   Bytes message(IkeSa& sa, k::Exchange ex, uint32_t mid, const Bytes& chain, k::PayloadType first,
@@ -332,8 +351,7 @@ struct V1 {
     Bytes out;
     k::encode_header(h, out);
     out.insert(out.end(), chain.begin(), chain.end());
-    ++I.ctr.tx;
-    I.transport.send(local, remote, out);
+    send(local, remote, out);
   }
 
   // An informational exchange (§5.7): HASH(1) = prf(SKEYID_a, M-ID | N/D).
@@ -1644,6 +1662,7 @@ struct V1 {
       ++I.ctr.malformed;
       return;
     }
+    if (int i = v1_index(static_cast<uint8_t>(h->exchange)); i >= 0) ++I.ctr.v1_rx_by_exchange[i];
     IkeSa* sa = find(*h, from);
     if (!sa) {
       if (h->rcookie == 0 && h->message_id == 0 && !(h->flags & k::kFlagEncryption) &&

@@ -360,6 +360,12 @@ metrics::IkeSnapshot IkeSync::metrics_snapshot() {
     s.messages[{exchanges[i], "received"}] = c.rx_by_exchange[i];
     s.messages[{exchanges[i], "sent"}] = c.tx_by_exchange[i];
   }
+  // IKEv1, as strongSwan names the exchanges.
+  const char* v1_exchanges[] = {"ID_PROT", "AGGRESSIVE", "QUICK_MODE", "INFORMATIONAL_V1"};
+  for (size_t i = 0; i < 4; ++i) {
+    s.messages[{v1_exchanges[i], "received"}] = c.v1_rx_by_exchange[i];
+    s.messages[{v1_exchanges[i], "sent"}] = c.v1_tx_by_exchange[i];
+  }
   s.half_open = d.half_open();
   s.cookies_sent = c.cookies_sent;
   s.retransmits = c.retransmits;
