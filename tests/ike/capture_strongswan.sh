@@ -7,6 +7,10 @@
 #
 #   tests/ike/capture_strongswan.sh [OUTDIR]
 #
+# IKEv1: CAPTURE_VERSION=1 (and CAPTURE_AGGRESSIVE=yes for aggressive
+# mode), with CAPTURE_IKE / CAPTURE_ESP as the proposals; SS_LOG_IKE=4
+# makes charon log its key material (with XGW_KEEP_TMP to keep the logs).
+#
 # Topology: tests/lib/esp_lab.sh's four namespaces with the prefix
 # $CAPTURE_PREFIX (default "hfcap"); charon on g1 (initiator) and g2
 # (responder), IKEv2 with PSK, IKE proposal aes128-sha256-modp2048, ESP
@@ -59,10 +63,11 @@ conf() {
   cat <<CONF
 connections {
   cap {
-    version = 2
+    version = ${CAPTURE_VERSION:-2}
+${CAPTURE_AGGRESSIVE:+    aggressive = yes}
     local_addrs = $1
     remote_addrs = $2
-    proposals = aes128-sha256-modp2048
+    proposals = ${CAPTURE_IKE:-aes128-sha256-modp2048}
     local { auth = psk
             id = $1 }
     remote { auth = psk
@@ -71,7 +76,7 @@ connections {
       net {
         local_ts = $3
         remote_ts = $4
-        esp_proposals = aes128gcm16
+        esp_proposals = ${CAPTURE_ESP:-aes128gcm16}
         start_action = none
         mode = tunnel
       }
@@ -88,8 +93,10 @@ CONF
 conf "$ESP_LAB_G1_WAN_IP" "$ESP_LAB_G2_WAN_IP" "$ESP_LAB_NET1" "$ESP_LAB_NET2" >"$tmp/g1.conf"
 conf "$ESP_LAB_G2_WAN_IP" "$ESP_LAB_G1_WAN_IP" "$ESP_LAB_NET2" "$ESP_LAB_NET1" >"$tmp/g2.conf"
 
-ss_start g1 "$ESP_LAB_G1" "$tmp/g1" "" || fail "charon on g1"
-ss_start g2 "$ESP_LAB_G2" "$tmp/g2" "" || fail "charon on g2"
+extra=
+[ -n "${CAPTURE_AGGRESSIVE:-}" ] && extra="i_dont_care_about_security_and_use_aggressive_mode_psk = yes"
+ss_start g1 "$ESP_LAB_G1" "$tmp/g1" "$extra" || fail "charon on g1"
+ss_start g2 "$ESP_LAB_G2" "$tmp/g2" "$extra" || fail "charon on g2"
 ss_load g1 "$tmp/g1" "$tmp/g1.conf" || fail "swanctl load on g1"
 ss_load g2 "$tmp/g2" "$tmp/g2.conf" || fail "swanctl load on g2"
 
@@ -129,10 +136,16 @@ while read -r src sport dst dport hex; do
     35) ex=ike_auth ;;
     36) ex=create_child_sa ;;
     37) ex=informational ;;
+    2) ex=id_prot ;;
+    4) ex=aggressive ;;
+    5) ex=informational_v1 ;;
+    32) ex=quick_mode ;;
     *) ex=exchange$((16#${hex:36:2})) ;;
   esac
   dir=request
   (($((16#${hex:38:2})) & 0x20)) && dir=response
+  # IKEv1 has no response flag: name the sender instead.
+  [ "${hex:34:2}" = 10 ] && { dir=from-g1; [ "$src" = "$ESP_LAB_G1_WAN_IP" ] || dir=from-g2; }
   n=$((n + 1))
   echo "$n $ex $dir $src:$sport->$dst:$dport $((${#hex} / 2)) $hex"
   if [ -n "$outdir" ]; then

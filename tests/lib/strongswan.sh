@@ -17,7 +17,8 @@
 #   DIR/run/              bind-mounted on /run in charon's private mount
 #                         namespace: charon.pid and charon.vici live here, so
 #                         several charons (and a system one) never collide
-#   DIR/charon.log        charon's file log (ike and knl at level 2)
+#   DIR/charon.log        charon's file log (ike and knl at level 2; SS_LOG_IKE
+#                         raises ike, e.g. to 4 for key material)
 #   DIR/charon.out        charon's stdout/stderr
 #   DIR/swanctl.log       output of the last ss_load / ss_initiate
 #   DIR/netns, DIR/bgpid  the namespace and the PID started there
@@ -140,7 +141,7 @@ charon {
       path = $dir/charon.log
       time_format = %H:%M:%S
       default = 1
-      ike = 2
+      ike = ${SS_LOG_IKE:-2}
       knl = 2
       cfg = 2
       flush_line = yes
