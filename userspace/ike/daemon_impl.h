@@ -303,6 +303,7 @@ struct IkeSa {
   // arrives (the initiator's final message has no answer to wait for).
   uint64_t v1_resend_at = 0;
   uint32_t v1_resends = 0;
+  uint64_t v1_expire_at = 0;  // a superseded ISAKMP SA the peer has not deleted
 
   uint64_t our_spi() const { return initiator ? spi_i : spi_r; }
 };

@@ -531,6 +531,11 @@ struct V1 {
     auto backoff = [&](uint32_t n) {
       return static_cast<uint64_t>(rc.base_ms * std::pow(rc.factor, n + 1));
     };
+    if (sa.v1_expire_at && t >= sa.v1_expire_at) {
+      I.destroy(sa.uid);
+      return UINT64_MAX;
+    }
+    if (sa.v1_expire_at) next = sa.v1_expire_at;
     if (sa.state != IkeState::Connecting) sa.v1_resend_at = 0;
     if (sa.v1_resend_at && t >= sa.v1_resend_at) {
       if (++sa.v1_resends >= rc.tries) {
@@ -541,7 +546,7 @@ struct V1 {
         sa.v1_resend_at = t + backoff(sa.v1_resends);
       }
     }
-    if (sa.v1_resend_at) next = sa.v1_resend_at;
+    if (sa.v1_resend_at) next = std::min(next, sa.v1_resend_at);
     for (auto& [mid, x] : sa.v1x) {
       if (!x.responder || x.done || !x.resend_at) continue;
       if (t >= x.resend_at) {
@@ -782,6 +787,23 @@ struct V1 {
         I.destroy(old->uid);
       }
       sa.replaces = 0;
+    } else if (!sa.initiator) {
+      // A new phase 1 from a peer we already have one with (and no
+      // INITIAL-CONTACT): the peer rekeys. The CHILD_SAs move here; the
+      // old ISAKMP SA serves nothing more and goes when the peer deletes
+      // it (or after a minute).
+      for (auto& [uid2, o] : I.sas) {
+        if (uid2 == sa.uid || o->conn != sa.conn || o->version != 1 || o->rekeyed ||
+            o->state != IkeState::Established)
+          continue;
+        for (auto& ch : o->children) sa.children.push_back(std::move(ch));
+        o->children.clear();
+        o->rekeyed = true;
+        o->v1_expire_at = now() + 60000;
+        ++I.ctr.ike_rekeyed;
+        if (c) ++c->st.ike_rekeys;
+        I.log_sa(spdlog::level::info, sa, "ike.rekeyed", {{"old_ike_sa", o->uid}, {"by", "peer"}});
+      }
     }
     if (IkeSa* s = I.sa_by_uid(uid); s && s->initiator) {
       if (c && s->first_tunnel && !I.plan_has_child(*s, s->first_tunnel))
@@ -1482,6 +1504,7 @@ struct V1 {
   void on_delete(IkeSa& sa, const k::DeletePayload& d) {
     if (d.protocol == v1::kProtoIsakmp) {
       I.log_sa(spdlog::level::info, sa, "ike.peer_deleted_ike_sa");
+      if (sa.rekeyed) return I.destroy(sa.uid);  // superseded: its children moved on
       // IKEv1 CHILD_SAs outlive their ISAKMP SA: hand them to a newer one.
       IkeSa* heir = nullptr;
       for (auto& [uid, o] : I.sas)
