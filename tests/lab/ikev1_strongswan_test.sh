@@ -30,13 +30,24 @@ mode() {  # main|aggressive
   if [ "$1" = aggressive ]; then P1_MODE=aggressive SS_AGGRESSIVE=yes; else P1_MODE=main SS_AGGRESSIVE=; fi
 }
 
+# The initiating side's configuration goes in last, so the first attempt
+# meets a configured responder.
+apply_both() {  # name role(xgw's)
+  if [ "$2" = initiator ]; then
+    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$1: swanctl load"
+    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$1: apply"
+  else
+    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$1: apply"
+    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$1: swanctl load"
+  fi
+}
+
 up_case() {  # name psk ike_enc ike_auth dh esp_enc esp_auth ss_ike ss_esp role
   local name=$1 start_x=true start_s=none
   [ "${10}" = responder ] && { start_x=false; start_s=start; }
   site "$name" "$2" "$3" "$4" "$5" "$6" "$7" "$start_x" >"$tmp/site.yaml"
-  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$name: apply"
   ss_conf "$name" "$2" "$8" "$9" "$start_s" >"$tmp/ss.conf"
-  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$name: swanctl load"
+  apply_both "$name" "${10}"
   wait_up "$name" 25 || fail "$name: tunnel not up"
 }
 
@@ -193,9 +204,8 @@ failure_case() {  # tag role reason ss_ike ss_esp ss_psk
   local start_x=true start_s=none
   [ "$2" = responder ] && { start_x=false; start_s=start; }
   site "$name" psk-good aes-128 sha1 group2 aes-128 sha1 "$start_x" >"$tmp/site.yaml"
-  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$name: apply"
   ss_conf "$name" "$6" "$4" "$5" "$start_s" >"$tmp/ss.conf"
-  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$name: swanctl load"
+  apply_both "$name" "$2"
   wait_reason "$name" "$3" 40 || fail "$name: wrong failure reason"
   echo "ok   - $name: $3 ($(conn_field "$name" failure_detail))"
   reset_conns "$name"
