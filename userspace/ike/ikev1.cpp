@@ -1710,6 +1710,10 @@ struct V1 {
       }
       if (sa->state != IkeState::Connecting) return;
       if (sa->initiator && sa->v1_step == 1 && !sa->spi_r) sa->spi_r = h->rcookie;
+      if ((h->flags & k::kFlagEncryption) && !sa->v1_cipher) {
+        ++I.ctr.malformed;  // encrypted before any keys exist: not from the peer
+        return;
+      }
       auto o = open(*sa, raw, *h, sa->p1_iv);
       if (!o) {
         // Phase-1 message 5/6 (or aggressive 3) that does not decrypt:

@@ -241,6 +241,7 @@ std::optional<Phase1Choice> read_phase1(const Transform& t) {
   if (!e || !prf || !group || !auth) return std::nullopt;
   if (*e == EncrId::AesCbc && key_bits == 0) key_bits = 128;  // RFC 3602 §5: default 128
   if (*e != EncrId::AesCbc) key_bits = 0;
+  if (!encr_info(*e, key_bits)) return std::nullopt;  // e.g. AES with a 243-bit key
   c.algs.encr = *e;
   c.algs.key_bits = key_bits;
   c.algs.prf = *prf;
