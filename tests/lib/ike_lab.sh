@@ -8,7 +8,8 @@
 #   10.91.1.2          192.0.2.1     192.0.2.2            10.91.2.2
 #
 # Source it after esp_lab.sh and strongswan.sh with XGWD, XGWCTL, P (the
-# namespace prefix) and, optionally, SS_CHARON_EXTRA (charon settings) set.
+# namespace prefix) and, optionally, SS_CHARON_EXTRA (charon settings) or
+# IKE_LAB_NO_CHARON (another peer on g2) set.
 # It brings the lab up, starts charon and xgwd, and defines:
 #   site NAME PSK IKE_ENC IKE_AUTH DH ESP_ENC ESP_AUTH START   xgwctl YAML
 #       (IKE_VERSION v1|v2, P1_MODE main|aggressive, DPD_MSG, PFS, RULES,
@@ -29,6 +30,7 @@ cleanup() {
   [ -n "$xgwd_pid" ] && kill -TERM "$xgwd_pid" 2>/dev/null && sleep 0.3
   [ -n "$xgwd_pid" ] && kill -KILL "$xgwd_pid" 2>/dev/null || true
   ss_stop_all || true
+  declare -F ike_lab_cleanup_peer >/dev/null && ike_lab_cleanup_peer
   esp_lab_down "$P" || true
   if [ -n "${XGW_KEEP_TMP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
@@ -53,7 +55,9 @@ start_xgwd() {
   for _ in $(seq 100); do [ -s "$tmp/state/api.addr" ] && return 0; sleep 0.05; done
   fail "xgwd did not start"
 }
-ss_start ss "$G2" "$tmp/ss" "${SS_CHARON_EXTRA:-}" || fail "charon did not start"
+if [ -z "${IKE_LAB_NO_CHARON:-}" ]; then
+  ss_start ss "$G2" "$tmp/ss" "${SS_CHARON_EXTRA:-}" || fail "charon did not start"
+fi
 start_xgwd
 
 DEFAULT_RULES="      - {source: 10.91.1.0/24, destination: [10.91.2.0/24]}"
