@@ -245,6 +245,7 @@ struct V1Exchange {
   std::vector<net::Cidr> local, remote;
   Bytes id_ci, id_cr;  // the IDci/IDcr payload bodies as received (echoed)
   bool encap = false;
+  bool commit = false;  // the initiator set the commit bit (RFC 2408 §3.1)
   uint32_t lifetime_s = 0;
 };
 

@@ -249,7 +249,7 @@ struct V1 {
   }
 
   Bytes message(IkeSa& sa, k::Exchange ex, uint32_t mid, const Bytes& chain, k::PayloadType first,
-                Bytes* iv) {
+                Bytes* iv, uint8_t extra_flags = 0) {
     k::Header h;
     h.icookie = sa.spi_i;
     h.rcookie = sa.spi_r;
@@ -263,7 +263,7 @@ struct V1 {
         I.log_sa(spdlog::level::err, sa, "ike.seal_failed", {{"error", ct.error()}});
         return {};
       }
-      h.flags = k::kFlagEncryption;
+      h.flags = k::kFlagEncryption | extra_flags;
       h.length = static_cast<uint32_t>(k::kHeaderSize + ct->size());
       k::encode_header(h, out);
       out.insert(out.end(), ct->begin(), ct->end());
@@ -1111,7 +1111,7 @@ struct V1 {
     return h && ct_equal(phase2_hash(sa, prefix, o.chain, o.items, 0), h->data);
   }
 
-  void quick_initiator_reply(IkeSa& sa, Conn& c, uint32_t mid, const Opened& o) {
+  void quick_initiator_reply(IkeSa& sa, Conn& c, uint32_t mid, const Opened& o, bool commit) {
     Pending& p = *sa.active;
     Bytes prefix = be32(mid);
     prefix.insert(prefix.end(), p.nonce.begin(), p.nonce.end());
@@ -1188,7 +1188,12 @@ struct V1 {
     x.last_rx = o.chain;  // the plaintext; a retransmitted reply decrypts the same
     x.last_tx = message(sa, k::Exchange::Quick, mid, {payload(k::PayloadType::HASH, h3)}, &x.iv);
     x.done = true;
-    if (auto r = I.install_child(sa, child, true); !r) return drop(Failure::DataplaneError, r.error());
+    // RFC 2408 §3.14.1 / RFC 2409 §5.5: with the commit bit the responder
+    // says CONNECTED once its SAs are in; until then only our inbound SA
+    // goes in (the outbound one after CONNECTED, or 5 s at the latest).
+    if (auto r = I.install_child(sa, child, !commit); !r)
+      return drop(Failure::DataplaneError, r.error());
+    if (commit) child.install_out_at = now() + 5000;
     transmit(sa, x.last_tx);
     const TaskKind kind = p.task.kind;
     const uint32_t old_spi = p.task.spi;
@@ -1305,7 +1310,9 @@ struct V1 {
     Bytes prefix = be32(mid);
     prefix.insert(prefix.end(), x.ni.begin(), x.ni.end());
     const Bytes chain = chain_with_hash(sa, out, 0, prefix);
-    x.last_tx = message(sa, k::Exchange::Quick, mid, chain, k::PayloadType::HASH, &x.iv);
+    // The commit bit is echoed: the initiator then waits for CONNECTED.
+    x.last_tx = message(sa, k::Exchange::Quick, mid, chain, k::PayloadType::HASH, &x.iv,
+                        x.commit ? k::kFlagCommit : 0);
     x.resend_at = now() + I.opt.retransmit.base_ms;
     transmit(sa, x.last_tx);
   }
@@ -1339,6 +1346,7 @@ struct V1 {
       return I.record_failure(&c, Failure::DataplaneError, r.error());
     x.done = true;
     x.last_rx = o.chain;
+    if (x.commit) send_notify(sa, kConnected, {}, v1::kProtoEsp, be32(x.spi_in));
     // A quick mode for a relation that already has an SA replaces it: the
     // peer rekeyed, and deletes the old one itself (fallback: 60 s).
     bool rekey = false;
@@ -1414,6 +1422,11 @@ struct V1 {
             sa.active.reset();
             sa.last_rx = now();
           }
+        } else if (n->type == kConnected) {
+          // The peer's SAs of a committed quick mode are in: ours out too.
+          for (auto& ch : sa.children)
+            if (!ch.out_installed && (n->spi.size() != 4 || ch.spi_out == load64(n->spi)))
+              I.install_deferred_out(sa, ch);
         } else if (n->type == kInitialContact) {
           initial_contact(sa, ps);
         } else if (n->type < 16384) {
@@ -1806,7 +1819,7 @@ struct V1 {
           (sa->active->task.kind == TaskKind::ChildCreate ||
            sa->active->task.kind == TaskKind::ChildRekey)) {
         sa->v1x[mid].iv = o->iv;
-        quick_initiator_reply(*sa, *c, mid, *o);
+        quick_initiator_reply(*sa, *c, mid, *o, h->flags & k::kFlagCommit);
         return;
       }
       if (!fresh && xit->second.responder) {
@@ -1827,6 +1840,7 @@ struct V1 {
     V1Exchange& x = sa->v1x[mid];
     x.created = now();
     x.iv = o->iv;
+    x.commit = h->flags & k::kFlagCommit;
     quick_responder(*sa, *c, mid, x, *o);
   }
 
