@@ -42,34 +42,7 @@ class IkePair : public ::testing::TestWithParam<bool> {
   }
   ConnStatus st(Peer& p) { return *p.d->status(p.name == "a" ? ca.name : cb.name); }
 
-  // Each side's outbound SA must be the other's inbound one: same SPI,
-  // same keys and transforms.
-  void expect_twinned(size_t children = 1) {
-    auto sa = a->dp->sas();
-    auto sb = b->dp->sas();
-    size_t outs = 0;
-    for (const auto& [k, s] : sa) {
-      if (k.first != Direction::Out) continue;
-      ++outs;
-      auto it = sb.find({Direction::In, s.spi});
-      ASSERT_NE(it, sb.end()) << "b has no inbound SA " << s.spi;
-      EXPECT_EQ(it->second.encr_key, s.encr_key);
-      EXPECT_EQ(it->second.integ_key, s.integ_key);
-      EXPECT_EQ(it->second.encr, s.encr);
-      EXPECT_EQ(it->second.integ, s.integ);
-      EXPECT_FALSE(s.encr_key.empty());
-    }
-    size_t outs_b = 0;
-    for (const auto& [k, s] : sb) {
-      if (k.first != Direction::Out) continue;
-      ++outs_b;
-      auto it = sa.find({Direction::In, s.spi});
-      ASSERT_NE(it, sa.end()) << "a has no inbound SA " << s.spi;
-      EXPECT_EQ(it->second.encr_key, s.encr_key);
-    }
-    EXPECT_EQ(outs, children);
-    EXPECT_EQ(outs_b, children);
-  }
+  void expect_twinned(size_t children = 1) { test::expect_twinned(*a, *b, children); }
 
   SimNet net;
   Peer* a;

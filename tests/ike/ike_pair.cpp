@@ -1,5 +1,7 @@
 #include "ike_pair.h"
 
+#include <gtest/gtest.h>
+
 #include <stdexcept>
 
 namespace xgw::ike::test {
@@ -50,6 +52,34 @@ void SimNet::run_for(uint64_t ms, uint64_t step) {
     for (auto& p : peers_) p->d->tick();
     pump();
   }
+}
+
+void expect_twinned(const Peer& a, const Peer& b, size_t children) {
+  using dp::Direction;
+  auto sa = a.dp->sas();
+  auto sb = b.dp->sas();
+  size_t outs = 0;
+  for (const auto& [k, s] : sa) {
+    if (k.first != Direction::Out) continue;
+    ++outs;
+    auto it = sb.find({Direction::In, s.spi});
+    ASSERT_NE(it, sb.end()) << "b has no inbound SA " << s.spi;
+    EXPECT_EQ(it->second.encr_key, s.encr_key);
+    EXPECT_EQ(it->second.integ_key, s.integ_key);
+    EXPECT_EQ(it->second.encr, s.encr);
+    EXPECT_EQ(it->second.integ, s.integ);
+    EXPECT_FALSE(s.encr_key.empty());
+  }
+  size_t outs_b = 0;
+  for (const auto& [k, s] : sb) {
+    if (k.first != Direction::Out) continue;
+    ++outs_b;
+    auto it = sa.find({Direction::In, s.spi});
+    ASSERT_NE(it, sa.end()) << "a has no inbound SA " << s.spi;
+    EXPECT_EQ(it->second.encr_key, s.encr_key);
+  }
+  EXPECT_EQ(outs, children);
+  EXPECT_EQ(outs_b, children);
 }
 
 ConnConfig basic_conn(const Peer& a, const Peer& b, bool a_side) {

@@ -79,6 +79,10 @@ class SimNet {
   std::vector<std::unique_ptr<Peer>> peers_;
 };
 
+// Each side's outbound SA is the other's inbound one (same SPI, keys and
+// transforms), `children` of them each way (gtest assertions).
+void expect_twinned(const Peer& a, const Peer& b, size_t children = 1);
+
 // A connection from `a` to `b` with IP identities, one child
 // 10.1.0.0/16 (a's side) <-> 10.2.0.0/16 (b's side), AES-GCM + MODP-2048.
 ConnConfig basic_conn(const Peer& a, const Peer& b, bool a_side);

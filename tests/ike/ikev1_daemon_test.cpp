@@ -49,32 +49,16 @@ class V1Pair : public ::testing::TestWithParam<Mode> {
   }
   ConnStatus st(Peer& p) { return *p.d->status(p.name == "a" ? ca.name : cb.name); }
 
-  // Each side's outbound SA is the other's inbound one, same keys.
+  // Each side's outbound SA is the other's inbound one, same keys; and
+  // IKEv1's KEYMAT puts encryption and integrity keys in different bytes.
   void expect_twinned(size_t pairs = 1) {
-    auto sa = a->dp->sas();
-    auto sb = b->dp->sas();
-    size_t outs = 0, outs_b = 0;
-    for (const auto& [k, s] : sa) {
-      if (k.first != Direction::Out) continue;
-      ++outs;
-      auto it = sb.find({Direction::In, s.spi});
-      ASSERT_NE(it, sb.end()) << "b has no inbound SA " << s.spi;
-      EXPECT_EQ(it->second.encr_key, s.encr_key);
-      EXPECT_EQ(it->second.integ_key, s.integ_key);
-      EXPECT_EQ(it->second.encr, s.encr);
-      EXPECT_EQ(it->second.integ, s.integ);
-      EXPECT_FALSE(s.encr_key.empty());
-      EXPECT_NE(s.encr_key, it->second.integ_key);
-    }
-    for (const auto& [k, s] : sb) {
-      if (k.first != Direction::Out) continue;
-      ++outs_b;
-      auto it = sa.find({Direction::In, s.spi});
-      ASSERT_NE(it, sa.end()) << "a has no inbound SA " << s.spi;
-      EXPECT_EQ(it->second.encr_key, s.encr_key);
-    }
-    EXPECT_EQ(outs, pairs);
-    EXPECT_EQ(outs_b, pairs);
+    test::expect_twinned(*a, *b, pairs);
+    const auto sb = b->dp->sas();
+    for (const auto& [k, s] : a->dp->sas())
+      if (k.first == Direction::Out)
+        if (auto it = sb.find({Direction::In, s.spi}); it != sb.end()) {
+          EXPECT_NE(s.encr_key, it->second.integ_key);
+        }
   }
 
   // Exchange types seen on the wire, in order.

@@ -326,22 +326,6 @@ YAML
 fi
 
 # --- Failure reasons ----------------------------------------------------------
-# failure_case tag role reason [env for site/ss_conf]: strongSwan differs by
-# the SS_* / XGW_* knobs the caller sets.
-failure_case() {  # tag role reason ss_ike ss_esp ss_psk
-  local name="f-$1-$2"
-  want "$name" || return 0
-  local start_x=true start_s=none
-  [ "$2" = responder ] && { start_x=false; start_s=start; }
-  site "$name" psk-good aes-128 sha2-256 group14 aes-128 sha2-256 "$start_x" >"$tmp/site.yaml"
-  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$name: apply"
-  ss_conf "$name" "$6" "$4" "$5" "$start_s" >"$tmp/ss.conf"
-  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$name: swanctl load"
-  wait_reason "$name" "$3" 20 || fail "$name: wrong failure reason"
-  echo "ok   - $name: $3 ($(conn_field "$name" failure_detail))"
-  reset_conns "$name"
-  ran=$((ran + 1))
-}
 failure_case psk responder psk_mismatch aes128-sha256-modp2048 aes128-sha256 psk-bad
 failure_case psk initiator authentication_failed aes128-sha256-modp2048 aes128-sha256 psk-bad
 SS_LOCAL_ID=who.example.org failure_case id responder id_mismatch aes128-sha256-modp2048 aes128-sha256 psk-good

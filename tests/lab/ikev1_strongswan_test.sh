@@ -30,18 +30,6 @@ mode() {  # main|aggressive
   if [ "$1" = aggressive ]; then P1_MODE=aggressive SS_AGGRESSIVE=yes; else P1_MODE=main SS_AGGRESSIVE=; fi
 }
 
-# The initiating side's configuration goes in last, so the first attempt
-# meets a configured responder.
-apply_both() {  # name role(xgw's)
-  if [ "$2" = initiator ]; then
-    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$1: swanctl load"
-    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$1: apply"
-  else
-    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$1: apply"
-    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$1: swanctl load"
-  fi
-}
-
 up_case() {  # name psk ike_enc ike_auth dh esp_enc esp_auth ss_ike ss_esp role
   local name=$1 start_x=true start_s=none
   [ "${10}" = responder ] && { start_x=false; start_s=start; }
@@ -198,19 +186,7 @@ if want v1-dpd; then
 fi
 
 # --- Failure reasons (seed 001) -------------------------------------------------------
-failure_case() {  # tag role reason ss_ike ss_esp ss_psk
-  local name="v1-f-$1-$2"
-  want "$name" || return 0
-  local start_x=true start_s=none
-  [ "$2" = responder ] && { start_x=false; start_s=start; }
-  site "$name" psk-good aes-128 sha1 group2 aes-128 sha1 "$start_x" >"$tmp/site.yaml"
-  ss_conf "$name" "$6" "$4" "$5" "$start_s" >"$tmp/ss.conf"
-  apply_both "$name" "$2"
-  wait_reason "$name" "$3" 40 || fail "$name: wrong failure reason"
-  echo "ok   - $name: $3 ($(conn_field "$name" failure_detail))"
-  reset_conns "$name"
-  ran=$((ran + 1))
-}
+FAIL_SUITE="aes-128 sha1 group2 aes-128 sha1" FAIL_WAIT=40 FAIL_PREFIX=v1-f
 mode main
 failure_case psk responder psk_mismatch aes128-sha1-modp1024 aes128-sha1 psk-bad
 failure_case psk initiator psk_mismatch aes128-sha1-modp1024 aes128-sha1 psk-bad

@@ -17,7 +17,8 @@
 #   ss_conf NAME PSK IKE_PROP ESP_PROP START_ACTION   swanctl.conf
 #       (SS_VERSION 1|2, SS_AGGRESSIVE, SS_LOCAL_ID, SS_REMOTE_ID,
 #        SS_LOCAL_TS, SS_REMOTE_TS, SS_IKE_REKEY, SS_CHILD_REKEY, SS_DPD)
-#   conn_field, wait_up, wait_reason, ping_h2, reset_conns, want, fail, ctl
+#   conn_field, wait_up, wait_reason, ping_h2, reset_conns, want, fail, ctl,
+#   apply_both (the initiating side's config last), failure_case
 tmp=$(mktemp -d /tmp/xgw-ike-lab.XXXXXX)
 xgwd_pid=
 fail() {
@@ -160,3 +161,33 @@ reset_conns() {
 ran=0
 want() { [ -z "${IKE_CASES:-}" ] || [[ " $IKE_CASES " == *" $1 "* ]]; }
 
+# The initiating side's configuration goes in last, so the first attempt
+# meets a configured responder.
+apply_both() {  # name role(xgw's)
+  if [ "$2" = initiator ]; then
+    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$1: swanctl load"
+    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$1: apply"
+  else
+    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "$1: apply"
+    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "$1: swanctl load"
+  fi
+}
+
+# failure_case TAG ROLE REASON SS_IKE SS_ESP SS_PSK: xgw (site with
+# $FAIL_SUITE: ike_enc ike_auth dh esp_enc esp_auth) against strongSwan
+# configured with the given proposals and PSK (and whatever SS_* / site
+# knobs the caller sets) must report REASON within $FAIL_WAIT s.
+failure_case() {
+  local name="${FAIL_PREFIX:-f}-$1-$2"
+  want "$name" || return 0
+  local start_x=true start_s=none
+  [ "$2" = responder ] && { start_x=false; start_s=start; }
+  # shellcheck disable=SC2086
+  site "$name" psk-good ${FAIL_SUITE:-aes-128 sha2-256 group14 aes-128 sha2-256} "$start_x" >"$tmp/site.yaml"
+  ss_conf "$name" "$6" "$4" "$5" "$start_s" >"$tmp/ss.conf"
+  apply_both "$name" "$2"
+  wait_reason "$name" "$3" "${FAIL_WAIT:-20}" || fail "$name: wrong failure reason"
+  echo "ok   - $name: $3 ($(conn_field "$name" failure_detail))"
+  reset_conns "$name"
+  ran=$((ran + 1))
+}

@@ -84,6 +84,9 @@ EVP_MAC* fetch_hmac() {
   return mac.get();
 }
 
+}  // namespace
+
+namespace detail {
 EVP_CIPHER* fetch_cipher(const char* name) {
   esp::load_providers();
   static std::mutex mu;
@@ -98,8 +101,7 @@ EVP_CIPHER* fetch_cipher(const char* name) {
   if (EVP_CIPHER_up_ref(it->second.get()) != 1) return nullptr;
   return it->second.get();
 }
-
-}  // namespace
+}  // namespace detail
 
 void wipe(std::vector<uint8_t>& v) {
   if (!v.empty()) OPENSSL_cleanse(v.data(), v.size());
@@ -685,7 +687,7 @@ Expected<SkCipher, std::string> SkCipher::create(EncrId encr, uint16_t key_bits,
     return unexpected("SK_a for " + std::string(i->keyword) + " is " + num(i->key_len) +
                       " bytes, got " + num(integ_key.size()));
   esp::load_providers();
-  Ptr<EVP_CIPHER> cipher(fetch_cipher(e->ossl));
+  Ptr<EVP_CIPHER> cipher(detail::fetch_cipher(e->ossl));
   if (!cipher) return unexpected("OpenSSL does not provide " + std::string(e->ossl));
 
   SkCipher c;

@@ -34,6 +34,9 @@ struct OsslFree {
   void operator()(EVP_PKEY* p) const;
   void operator()(BIGNUM* p) const;  // BN_clear_free
 };
+// The cipher `name` fetched once per process (a new reference each call,
+// released by the caller with EVP_CIPHER_free); nullptr if unavailable.
+EVP_CIPHER* fetch_cipher(const char* name);
 }  // namespace detail
 
 // Overwrites `v` (OPENSSL_cleanse) and empties it.

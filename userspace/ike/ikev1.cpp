@@ -911,17 +911,9 @@ struct V1 {
       ++I.ctr.malformed;
       return I.fail(sa, Failure::None, "", false);
     }
-    auto dh = DiffieHellman::create(sa.dh_group);
-    if (!dh) return I.fail(sa, Failure::Internal, "DH", false);
-    sa.dh = std::move(*dh);
-    const auto pub = sa.dh->public_value();
-    sa.g_xr.assign(pub.begin(), pub.end());
-    sa.g_xi = ke->data;
-    sa.ni = ni->data;
-    sa.nr = random_bytes(I.opt.nonce_len);
     sa.peer_id = *pid;
     sa.peer_id_b = idp->body();
-    if (auto r = derive(sa, *c, ke->data); !r) return I.fail(sa, Failure::DhGroupMismatch, r.error(), false);
+    if (!responder_keys(sa, *c, ke->data, ni->data)) return;
     const k::IdPayload id = our_id(*c);
     out.push_back(payload(k::PayloadType::KE, sa.g_xr));
     out.push_back(payload(k::PayloadType::Nonce, sa.nr));
@@ -931,6 +923,28 @@ struct V1 {
     if (sa.peer_natt && c->cfg.nat_t) add_natd(sa, out);
     sa.v1_step = 2;
     send_p1_response(sa, message(sa, k::Exchange::Aggressive, 0, out, nullptr));
+  }
+
+  // The responder's half of the key exchange (main mode message 4,
+  // aggressive mode message 2): our KE and nonce, then the phase-1 keys.
+  // False (and the SA failed) when the peer's KE is unusable.
+  bool responder_keys(IkeSa& sa, Conn& c, const Bytes& peer_ke, const Bytes& ni) {
+    auto dh = DiffieHellman::create(sa.dh_group);
+    if (!dh) {
+      I.fail(sa, Failure::Internal, "DH", false);
+      return false;
+    }
+    sa.dh = std::move(*dh);
+    const auto pub = sa.dh->public_value();
+    sa.g_xr.assign(pub.begin(), pub.end());
+    sa.g_xi = peer_ke;
+    sa.ni = ni;
+    sa.nr = random_bytes(I.opt.nonce_len);
+    if (auto r = derive(sa, c, peer_ke); !r) {
+      I.fail(sa, Failure::DhGroupMismatch, r.error(), false);
+      return false;
+    }
+    return true;
   }
 
   void responder_phase1(IkeSa& sa, Conn& c, const Opened& o, const dp::Endpoint& from,
@@ -943,16 +957,7 @@ struct V1 {
         ++I.ctr.malformed;
         return;
       }
-      auto dh = DiffieHellman::create(sa.dh_group);
-      if (!dh) return I.fail(sa, Failure::Internal, "DH", false);
-      sa.dh = std::move(*dh);
-      const auto pub = sa.dh->public_value();
-      sa.g_xr.assign(pub.begin(), pub.end());
-      sa.g_xi = ke->data;
-      sa.ni = ni->data;
-      sa.nr = random_bytes(I.opt.nonce_len);
-      if (auto r = derive(sa, c, ke->data); !r)
-        return I.fail(sa, Failure::DhGroupMismatch, r.error(), false);
+      if (!responder_keys(sa, c, ke->data, ni->data)) return;
       detect_nat(sa, ps);
       std::vector<k::Payload> out{payload(k::PayloadType::KE, sa.g_xr),
                                   payload(k::PayloadType::Nonce, sa.nr)};
@@ -1144,27 +1149,8 @@ struct V1 {
     }
     uint32_t life = c.cfg.child_lifetime_s;
     for (auto* n : notifies(ps))
-      if (n->type == kResponderLifetime) {
-        // RFC 2407 §4.6.3.1: attributes as in the SA payload.
-        size_t i = 0;
-        uint16_t type = 0;
-        while (i + 4 <= n->data.size()) {
-          const uint16_t at = (n->data[i] << 8) | n->data[i + 1];
-          const bool tv = at & 0x8000;
-          uint64_t v = 0;
-          size_t len = 2;
-          if (tv) {
-            v = (n->data[i + 2] << 8) | n->data[i + 3];
-          } else {
-            len = (n->data[i + 2] << 8) | n->data[i + 3];
-            if (i + 4 + len > n->data.size()) break;
-            for (size_t j = 0; j < len && j < 8; ++j) v = (v << 8) | n->data[i + 4 + j];
-          }
-          if ((at & 0x7fff) == 1) type = static_cast<uint16_t>(v);
-          if ((at & 0x7fff) == 2 && type == 1 && v > 0) life = std::min<uint32_t>(life, static_cast<uint32_t>(v));
-          i += 4 + (tv ? 0 : len);
-        }
-      }
+      if (n->type == kResponderLifetime)
+        if (auto l = v1::responder_lifetime_s(n->data)) life = std::min(life, *l);
     auto keys = child_keys(sa, ch->algs, g_qm, ch->peer_spi, p.spi_in, p.nonce, nr->data);
     wipe(g_qm);
     if (!keys) return drop(Failure::Internal, keys.error());

@@ -4,18 +4,17 @@
 #include <openssl/evp.h>
 
 #include "esp/algorithms.h"
+#include "ike/wire.h"
 
 namespace xgw::ike::v1 {
 
 namespace {
 
-void put32(Bytes& b, uint32_t v) {
-  for (int i = 3; i >= 0; --i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
+using wire::put32;
+
 Bytes be64(uint64_t v) {
   Bytes b;
-  put32(b, static_cast<uint32_t>(v >> 32));
-  put32(b, static_cast<uint32_t>(v));
+  wire::put64(b, v);
   return b;
 }
 
@@ -30,14 +29,12 @@ Expected<Bytes, std::string> prf_of(const Prf& prf, std::span<const uint8_t> key
 
 Phase1Keys& Phase1Keys::operator=(Phase1Keys&& o) noexcept {
   if (this != &o) {
-    this->~Phase1Keys();
-    new (this) Phase1Keys();
-    skeyid = std::move(o.skeyid);
-    skeyid_d = std::move(o.skeyid_d);
-    skeyid_a = std::move(o.skeyid_a);
-    skeyid_e = std::move(o.skeyid_e);
-    enc_key = std::move(o.enc_key);
-    iv = std::move(o.iv);
+    for (auto [dst, src] : {std::pair{&skeyid, &o.skeyid}, {&skeyid_d, &o.skeyid_d},
+                            {&skeyid_a, &o.skeyid_a}, {&skeyid_e, &o.skeyid_e},
+                            {&enc_key, &o.enc_key}, {&iv, &o.iv}}) {
+      wipe(*dst);  // what it replaces
+      *dst = std::move(*src);
+    }
   }
   return *this;
 }
@@ -162,8 +159,7 @@ Expected<CbcCipher, std::string> CbcCipher::create(EncrId encr, uint16_t key_bit
   if (key.size() != e->key_len)
     return unexpected("key for " + std::string(e->keyword) + " is " +
                       std::to_string(e->key_len) + " bytes, got " + std::to_string(key.size()));
-  esp::load_providers();
-  EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, e->ossl, nullptr);
+  EVP_CIPHER* cipher = detail::fetch_cipher(e->ossl);
   if (!cipher) return unexpected("OpenSSL does not provide " + std::string(e->ossl));
   CbcCipher c;
   c.block_ = e->block;

@@ -1,5 +1,6 @@
 #include "ike/ikev1_proposals.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace xgw::ike::v1 {
@@ -374,6 +375,19 @@ bool phase2_matches_without_dh(const SaPayload& peer, const std::vector<EspAlgs>
         if (same_p2(c->algs, o)) return true;
     }
   return false;
+}
+
+std::optional<uint32_t> responder_lifetime_s(std::span<const uint8_t> data) {
+  auto attrs = isakmp::parse_attributes(data);
+  if (!attrs) return std::nullopt;
+  uint16_t life_type = 0;
+  std::optional<uint32_t> out;
+  for (const auto& a : *attrs) {
+    if (a.type == kSaLifeType) life_type = static_cast<uint16_t>(value(a));
+    if (a.type == kSaLifeDuration && life_type == kLifeSeconds && value(a) > 0)
+      out = static_cast<uint32_t>(std::min<uint64_t>(value(a), UINT32_MAX));
+  }
+  return out;
 }
 
 std::string to_string(const IkeAlgs& a) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,10 @@ std::optional<Phase2Choice> read_phase2(const isakmp::Proposal& p, const isakmp:
 std::optional<Phase2Choice> choose_phase2(const isakmp::SaPayload& peer,
                                           const std::vector<EspAlgs>& ours, DhId pfs);
 bool phase2_matches_without_dh(const isakmp::SaPayload& peer, const std::vector<EspAlgs>& ours);
+
+// The lifetime in seconds a RESPONDER-LIFETIME notification's data (RFC
+// 2407 §4.6.3.1: SA Life Type/Duration attributes) sets; nullopt if none.
+std::optional<uint32_t> responder_lifetime_s(std::span<const uint8_t> data);
 
 // "aes128-sha1-modp1024" (strongSwan's IKEv1 proposal syntax).
 std::string to_string(const IkeAlgs& a);

@@ -132,6 +132,15 @@ void encode_sa(const SaPayload& sa, Bytes& o) {
   }
 }
 
+}  // namespace
+
+Expected<std::vector<Attribute>, std::string> parse_attributes(std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  return parse_attributes(r);
+}
+
+namespace {
+
 Expected<Payload, std::string> parse_body(PayloadType type, std::span<const uint8_t> body) {
   Payload p{type, RawPayload{}};
   Reader r(body);

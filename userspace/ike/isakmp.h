@@ -130,6 +130,10 @@ Expected<std::vector<Payload>, std::string> parse_chain(PayloadType first,
                                                         std::span<const uint8_t> bytes,
                                                         bool trailing_padding = false);
 
+// A run of data attributes (§3.3), as in a transform or in a
+// RESPONDER-LIFETIME notification (RFC 2407 §4.6.3.1).
+Expected<std::vector<Attribute>, std::string> parse_attributes(std::span<const uint8_t> bytes);
+
 Bytes encode_chain(const std::vector<Payload>& payloads);
 void encode_header(const Header& h, Bytes& out);  // appends 28 bytes
 
