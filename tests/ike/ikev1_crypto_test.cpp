@@ -6,10 +6,11 @@
 // the first IV and the quick-mode hashes) are what charon logged. 3DES with
 // MD5 needs the key expansion of RFC 2409 Appendix B (16-byte SKEYID_e,
 // 24-byte key), and decrypting messages 5-9 checks the IV chains.
+#include "ike/ikev1_crypto.h"
+
 #include <gtest/gtest.h>
 
 #include "common/bytes.h"
-#include "ike/ikev1_crypto.h"
 #include "ike/isakmp.h"
 
 namespace xgw::ike::v1 {
@@ -19,7 +20,8 @@ namespace k = isakmp;
 
 Bytes hex(const char* s) {
   Bytes b;
-  for (size_t i = 0; s[i] && s[i + 1]; i += 2) b.push_back(static_cast<uint8_t>(std::stoi(std::string(s + i, 2), nullptr, 16)));
+  for (size_t i = 0; s[i] && s[i + 1]; i += 2)
+    b.push_back(static_cast<uint8_t>(std::stoi(std::string(s + i, 2), nullptr, 16)));
   return b;
 }
 
@@ -99,24 +101,15 @@ const char* const kGxy =
     "ef2dee62530b78739895fcb389aaf40e5a4d8f1f0246bf5ba9bb9429acc9fba5bfbf4397"
     "6a43a3f98b5776819a05fd3774d4f418c4a0b078d6c8ce3ab47f80054b0d8f115f76ae37"
     "566294e634cf016e8b8e2876a110a40402961201441c673a";
-const char* const kSkeyid =
-    "dbd5a86f627140f349ca7372eb024f71";
-const char* const kSkeyidD =
-    "2fecc11f6bc4a437c70c20adb90478b6";
-const char* const kSkeyidA =
-    "7486b68c5af5b2b1fec3bc422fbac6c1";
-const char* const kSkeyidE =
-    "c867a4615fb7ce6a7fce8797537429bc";
-const char* const kKa =
-    "7b1be7567aff6e108b2d4523d25331424977b60ce8ccf8e0";
-const char* const kIv =
-    "dce53d6177c2a4dc";
-const char* const kHash1 =
-    "85dbf35f96f5ae911c2b9c02557f28a2";
-const char* const kHash2 =
-    "a31623bb8df4e94bfeb6ddaffe9b1851";
-const char* const kHash3 =
-    "56bb3057e21ca30402849b4ef3693e67";
+const char* const kSkeyid = "dbd5a86f627140f349ca7372eb024f71";
+const char* const kSkeyidD = "2fecc11f6bc4a437c70c20adb90478b6";
+const char* const kSkeyidA = "7486b68c5af5b2b1fec3bc422fbac6c1";
+const char* const kSkeyidE = "c867a4615fb7ce6a7fce8797537429bc";
+const char* const kKa = "7b1be7567aff6e108b2d4523d25331424977b60ce8ccf8e0";
+const char* const kIv = "dce53d6177c2a4dc";
+const char* const kHash1 = "85dbf35f96f5ae911c2b9c02557f28a2";
+const char* const kHash2 = "a31623bb8df4e94bfeb6ddaffe9b1851";
+const char* const kHash3 = "56bb3057e21ca30402849b4ef3693e67";
 
 // The body of the first payload of type `t` in a plaintext chain.
 Bytes body_of(k::PayloadType first, std::span<const uint8_t> chain, k::PayloadType t,

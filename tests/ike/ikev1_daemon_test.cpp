@@ -79,8 +79,8 @@ INSTANTIATE_TEST_SUITE_P(Roles, V1Pair,
                          ::testing::Values(Mode{true, false}, Mode{false, false}, Mode{true, true},
                                            Mode{false, true}),
                          [](const auto& info) {
-                           return std::string(info.param.a_initiates ? "a" : "b") +
-                                  "_initiates_" + (info.param.aggressive ? "aggressive" : "main");
+                           return std::string(info.param.a_initiates ? "a" : "b") + "_initiates_" +
+                                  (info.param.aggressive ? "aggressive" : "main");
                          });
 
 TEST_P(V1Pair, EstablishesPhase1AndQuickMode) {
@@ -109,7 +109,8 @@ TEST_P(V1Pair, EstablishesPhase1AndQuickMode) {
   EXPECT_EQ(sas[0].algorithms, "aes128-sha1-modp1024");
   EXPECT_EQ(sas[0].state, IkeState::Established);
   EXPECT_EQ(sas[0].children.size(), 1u);
-  EXPECT_EQ(sas[0].children[0].local_ts, std::vector<std::string>{ini_cfg().children[0].local_ts[0].str()});
+  EXPECT_EQ(sas[0].children[0].local_ts,
+            std::vector<std::string>{ini_cfg().children[0].local_ts[0].str()});
 }
 
 TEST_P(V1Pair, EveryPhase1SuiteOfTheIssue) {
@@ -419,7 +420,8 @@ TEST_P(V1Pair, GarbageIsCountedNotFatal) {
   net.pump();
   EXPECT_TRUE(st(*a).up && st(*b).up);
   const auto& c = res().d->counters();
-  EXPECT_GT(c.malformed + c.integrity_failed + c.bad_spi + c.invalid_message_id + c.retransmits, 0u);
+  EXPECT_GT(c.malformed + c.integrity_failed + c.bad_spi + c.invalid_message_id + c.retransmits,
+            0u);
 }
 
 // Every message of a main or aggressive mode, quick mode and DPD run,

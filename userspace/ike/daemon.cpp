@@ -85,7 +85,6 @@ const char* to_string(IkeState s) {
   return "?";
 }
 
-
 // ---------------------------------------------------------------------------
 
 Daemon::Daemon(Clock& clock, Transport& transport, dp::Dataplane& dataplane, DaemonOptions opts)
@@ -217,8 +216,8 @@ std::vector<IkeSaStatus> Daemon::sas() const {
     s.version = sa->version;
     s.aggressive = sa->aggressive;
     s.algorithms = sa->state == IkeState::Connecting && !sa->prf ? ""
-                   : sa->version == 1                          ? v1::to_string(sa->algs)
-                                                               : to_string(sa->algs);
+                   : sa->version == 1                            ? v1::to_string(sa->algs)
+                                                                 : to_string(sa->algs);
     s.nat_local = sa->nat_local;
     s.nat_remote = sa->nat_remote;
     const uint64_t now = impl_->now();

@@ -104,7 +104,7 @@ inline std::optional<net::Cidr> cidr_meet(const net::Cidr& a, const net::Cidr& b
 // Peer ranges that are not prefixes take part through the prefixes of ours
 // they contain.
 inline std::vector<net::Cidr> narrow(const std::vector<net::Cidr>& ours,
-                              const std::vector<TrafficSelector>& theirs) {
+                                     const std::vector<TrafficSelector>& theirs) {
   std::vector<net::Cidr> out;
   for (const auto& o : ours)
     for (const auto& t : theirs) {
@@ -140,8 +140,6 @@ inline std::vector<std::string> cidr_strs(const std::vector<net::Cidr>& v) {
 inline IdPayload id_payload(const Identity& id) {
   return IdPayload{id.type, id.data};
 }
-
-
 
 // A CHILD_SA lineage: the relations one CHILD_SA carries, its data-plane
 // tunnel id (reqid) and the policies installed for it.
@@ -293,8 +291,8 @@ struct IkeSa {
   std::optional<v1::CbcCipher> v1_cipher;
   Bytes p1_iv;  // the phase-1 CBC chain; once phase 1 is done, its last block
   Bytes g_xi, g_xr;
-  Bytes peer_id_b;  // the peer's phase-1 ID payload body (HASH_I/HASH_R)
-  Bytes v1_last_rx;  // the last phase-1 message received, to spot retransmits
+  Bytes peer_id_b;                     // the peer's phase-1 ID payload body (HASH_I/HASH_R)
+  Bytes v1_last_rx;                    // the last phase-1 message received, to spot retransmits
   std::map<uint32_t, V1Exchange> v1x;  // phase-2 exchanges by message ID
   bool peer_natt = false, peer_dpd = false;
   uint32_t dpd_seq = 0;

@@ -238,9 +238,7 @@ struct V1 {
 
   // ---- messages
 
-  void transmit(const IkeSa& sa, std::span<const uint8_t> pkt) {
-    send(sa.local, sa.remote, pkt);
-  }
+  void transmit(const IkeSa& sa, std::span<const uint8_t> pkt) { send(sa.local, sa.remote, pkt); }
   void send(const dp::Endpoint& from, const dp::Endpoint& to, std::span<const uint8_t> pkt) {
     if (pkt.size() < k::kHeaderSize) return;
     ++I.ctr.tx;
@@ -277,8 +275,8 @@ struct V1 {
 
   Bytes message(IkeSa& sa, k::Exchange ex, uint32_t mid, const std::vector<k::Payload>& ps,
                 Bytes* iv) {
-    return message(sa, ex, mid, k::encode_chain(ps),
-                   ps.empty() ? k::PayloadType::None : ps[0].type, iv);
+    return message(sa, ex, mid, k::encode_chain(ps), ps.empty() ? k::PayloadType::None : ps[0].type,
+                   iv);
   }
 
   // prf(SKEYID_a, prefix | the chain without its HASH payload) — the
@@ -639,8 +637,9 @@ struct V1 {
       // group. Never used; the peer's half-open SA expires.
       std::string ours;
       for (const auto& a : c.cfg.ike) ours += (ours.empty() ? "" : ", ") + v1::to_string(a);
-      I.fail(sa, Failure::DhGroupMismatch,
-             "peer accepts " + (sap ? v1::describe(*sap) : std::string("?")) + "; we offer " + ours);
+      I.fail(
+          sa, Failure::DhGroupMismatch,
+          "peer accepts " + (sap ? v1::describe(*sap) : std::string("?")) + "; we offer " + ours);
       return false;
     }
     if (sap && sap->proposals.size() == 1 && sap->proposals[0].transforms.size() == 1)
@@ -652,8 +651,8 @@ struct V1 {
       return false;
     }
     sa.algs = ch->algs;
-    sa.v1_life_s = ch->lifetime_s ? std::min(ch->lifetime_s, c.cfg.ike_lifetime_s)
-                                  : c.cfg.ike_lifetime_s;
+    sa.v1_life_s =
+        ch->lifetime_s ? std::min(ch->lifetime_s, c.cfg.ike_lifetime_s) : c.cfg.ike_lifetime_s;
     if (!make_prf(sa)) {
       I.fail(sa, Failure::Internal, "PRF " + to_string(sa.algs.prf));
       return false;
@@ -741,8 +740,8 @@ struct V1 {
     if (!ct_equal(expect, h->data)) {
       ++I.ctr.auth_failures;
       I.fail(sa, Failure::PskMismatch,
-             std::string(responder ? "HASH_I" : "HASH_R") +
-                 " from " + sa.remote.addr.str() + " does not verify: the pre-shared keys differ",
+             std::string(responder ? "HASH_I" : "HASH_R") + " from " + sa.remote.addr.str() +
+                 " does not verify: the pre-shared keys differ",
              !responder);
       return false;
     }
@@ -827,13 +826,14 @@ struct V1 {
     const auto* idp = get<k::IdPayload>(*ps, k::PayloadType::ID);
     std::optional<Identity> pid;
     if (idp) pid = identity(*idp);
-    Conn* c = aggressive && pid ? conn_for(to.addr, from.addr, &*pid) : conn_for(to.addr, from.addr, nullptr);
+    Conn* c = aggressive && pid ? conn_for(to.addr, from.addr, &*pid)
+                                : conn_for(to.addr, from.addr, nullptr);
     if (!c) {
       if (Conn* any = conn_for(to.addr, from.addr, nullptr, true)) {
         if (aggressive && pid && any->cfg.ike_version == 1) {
-          I.record_failure(any, Failure::IdMismatch,
-                           "peer identified as " + pid->str() + ", expected " +
-                               any->cfg.remote_id.str());
+          I.record_failure(
+              any, Failure::IdMismatch,
+              "peer identified as " + pid->str() + ", expected " + any->cfg.remote_id.str());
           plain_notify(h.icookie, 0, kInvalidIdInformation, to, from);
         } else {
           I.record_failure(any, Failure::IkeVersionMismatch,
@@ -847,7 +847,8 @@ struct V1 {
     if (c->cfg.aggressive != aggressive) {
       I.record_failure(c, Failure::ModeMismatch,
                        std::string("peer started ") + (aggressive ? "aggressive" : "main") +
-                           " mode, the connection uses " + (c->cfg.aggressive ? "aggressive" : "main"));
+                           " mode, the connection uses " +
+                           (c->cfg.aggressive ? "aggressive" : "main"));
       plain_notify(h.icookie, 0, kInvalidExchangeType, to, from);
       return;
     }
@@ -896,7 +897,8 @@ struct V1 {
           reply.proposals[0].transforms = {t};
         }
     I.log_sa(spdlog::level::info, sa, "ike.v1_request",
-             {{"mode", aggressive ? "aggressive" : "main"}, {"remote", ep_str(from)},
+             {{"mode", aggressive ? "aggressive" : "main"},
+              {"remote", ep_str(from)},
               {"algorithms", v1::to_string(sa.algs)}});
     std::vector<k::Payload> out{k::Payload{k::PayloadType::SA, reply}};
     if (!aggressive) {
@@ -1019,8 +1021,7 @@ struct V1 {
       p.remote = old->remote;
     } else {
       Plan* plan = I.plan_of(*c, t.tunnel_id);
-      if (!plan || I.plan_has_child(sa, t.tunnel_id) || plan->local.empty() ||
-          plan->remote.empty())
+      if (!plan || I.plan_has_child(sa, t.tunnel_id) || plan->local.empty() || plan->remote.empty())
         return;
       p.local = {plan->local.front()};
       p.remote = {plan->remote.front()};
@@ -1035,12 +1036,12 @@ struct V1 {
     p.pfs = c->cfg.esp.front().dh;
     p.mid = random_nonzero32();
     const bool encap = I.use_encap(sa, *c);
-    std::vector<k::Payload> ps{{},
-                               k::Payload{k::PayloadType::SA,
-                                          v1::phase2_sa(c->cfg.esp, *spi, p.pfs, encap && nat(sa, *c),
-                                                        c->cfg.child_lifetime_s,
-                                                        c->cfg.child_lifetime_bytes / 1024)},
-                               payload(k::PayloadType::Nonce, p.nonce)};
+    std::vector<k::Payload> ps{
+        {},
+        k::Payload{k::PayloadType::SA,
+                   v1::phase2_sa(c->cfg.esp, *spi, p.pfs, encap && nat(sa, *c),
+                                 c->cfg.child_lifetime_s, c->cfg.child_lifetime_bytes / 1024)},
+        payload(k::PayloadType::Nonce, p.nonce)};
     if (p.pfs != DhId::None) {
       auto dh = DiffieHellman::create(p.pfs);
       if (!dh) {
@@ -1090,8 +1091,10 @@ struct V1 {
     const size_t el = encr_key_len(algs.encr, algs.key_bits), il = integ_key_len(algs.integ);
     // The SA an SPI names carries traffic towards whoever chose the SPI;
     // ChildKeys' _i half is initiator -> responder, i.e. the responder's SPI.
-    auto i2r = v1::keymat(*sa.prf, sa.skeyid_d, g_qm, v1::kProtoEsp, spi_by_responder, ni, nr, el + il);
-    auto r2i = v1::keymat(*sa.prf, sa.skeyid_d, g_qm, v1::kProtoEsp, spi_by_initiator, ni, nr, el + il);
+    auto i2r =
+        v1::keymat(*sa.prf, sa.skeyid_d, g_qm, v1::kProtoEsp, spi_by_responder, ni, nr, el + il);
+    auto r2i =
+        v1::keymat(*sa.prf, sa.skeyid_d, g_qm, v1::kProtoEsp, spi_by_initiator, ni, nr, el + il);
     if (!i2r || !r2i) return unexpected(std::string("KEYMAT"));
     ChildKeys k;
     k.encr_i.assign(i2r->begin(), i2r->begin() + static_cast<ptrdiff_t>(el));
@@ -1104,8 +1107,8 @@ struct V1 {
   }
 
   uint64_t child_rekey_at(const IkeSa& sa, const Conn& c, uint32_t peer_life_s) {
-    const uint32_t life = peer_life_s ? std::min(peer_life_s, c.cfg.child_lifetime_s)
-                                      : c.cfg.child_lifetime_s;
+    const uint32_t life =
+        peer_life_s ? std::min(peer_life_s, c.cfg.child_lifetime_s) : c.cfg.child_lifetime_s;
     return now() + (sa.initiator ? I.rekey_delay_ms(life, c.cfg) : life * 1000ull);
   }
 
@@ -1138,7 +1141,9 @@ struct V1 {
       sa.v1x.erase(mid);
       I.fail(sa, f, why);
     };
-    if (!ch || !nr) return drop(Failure::ChildProposalMismatch, "quick mode reply with a transform we did not offer");
+    if (!ch || !nr)
+      return drop(Failure::ChildProposalMismatch,
+                  "quick mode reply with a transform we did not offer");
     Bytes g_qm;
     if (p.pfs != DhId::None) {
       const auto* ke = get<k::RawPayload>(ps, k::PayloadType::KE);
@@ -1195,7 +1200,8 @@ struct V1 {
         sa.queue.push_front(Task{TaskKind::ChildDelete, 0, 0, {old_spi}});
       }
     }
-    I.log_sa(spdlog::level::info, sa, kind == TaskKind::ChildRekey ? "ike.child_rekeyed" : "ike.child_created",
+    I.log_sa(spdlog::level::info, sa,
+             kind == TaskKind::ChildRekey ? "ike.child_rekeyed" : "ike.child_created",
              {{"role", "initiator"}, {"exchange", "quick mode"}});
     c.st.failure = Failure::None;
     c.st.failure_detail.clear();
@@ -1230,9 +1236,11 @@ struct V1 {
       std::string ours;
       for (const auto& pl : c.plans)
         for (const auto& l : pl.local)
-          for (const auto& r : pl.remote) ours += (ours.empty() ? "" : ", ") + l.str() + "<->" + r.str();
-      I.record_failure(&c, Failure::TsMismatch,
-                       "peer proposed " + cr.str() + "<->" + ci.str() + " (ours<->theirs); we have " + ours);
+          for (const auto& r : pl.remote)
+            ours += (ours.empty() ? "" : ", ") + l.str() + "<->" + r.str();
+      I.record_failure(
+          &c, Failure::TsMismatch,
+          "peer proposed " + cr.str() + "<->" + ci.str() + " (ours<->theirs); we have " + ours);
       sa.v1x.erase(mid);
       return send_notify(sa, kInvalidIdInformation);
     }
@@ -1403,8 +1411,8 @@ struct V1 {
                                      hi + 1 == o.items.size() && hi > 0));
         } else if (n->type == kRuThereAck && n->data.size() == 4) {
           const uint32_t seq = load64(n->data) & 0xffffffff;
-          if (sa.active && sa.active->task.kind == TaskKind::Dpd &&
-              seq <= sa.dpd_seq && seq + 16 > sa.dpd_seq) {
+          if (sa.active && sa.active->task.kind == TaskKind::Dpd && seq <= sa.dpd_seq &&
+              seq + 16 > sa.dpd_seq) {
             sa.active.reset();
             sa.last_rx = now();
           }
@@ -1428,8 +1436,8 @@ struct V1 {
   // An error notification while phase 1 runs (seed 001's table).
   void phase1_refused(IkeSa& sa, uint16_t type, bool authenticated) {
     Conn* c = I.conn_of(sa);
-    const std::string what = std::string("peer answered ") + notify_name(type) + " (" +
-                             std::to_string(type) + ")";
+    const std::string what =
+        std::string("peer answered ") + notify_name(type) + " (" + std::to_string(type) + ")";
     switch (type) {
       case kNoProposalChosen:
         if (c && sa.v1_step <= 1 && !sa.aggressive && !sa.dh_probe && !sa.replaces) {
@@ -1441,27 +1449,30 @@ struct V1 {
           return start(conn, first, 0, true);
         }
         return I.fail(sa, sa.v1_step <= 1 ? Failure::ProposalMismatch : Failure::DhGroupMismatch,
-                      what + (c ? "; we offered " + [&] {
-                        std::string s;
-                        for (const auto& a : c->cfg.ike) s += (s.empty() ? "" : ", ") + v1::to_string(a);
-                        return s;
-                      }()
+                      what + (c ? "; we offered " +
+                                      [&] {
+                                        std::string s;
+                                        for (const auto& a : c->cfg.ike)
+                                          s += (s.empty() ? "" : ", ") + v1::to_string(a);
+                                        return s;
+                                      }()
                                 : ""));
       case kInvalidExchangeType:
-        return I.fail(sa, Failure::ModeMismatch,
-                      what + ": the peer does not run " + (sa.aggressive ? "aggressive" : "main") + " mode");
+        return I.fail(
+            sa, Failure::ModeMismatch,
+            what + ": the peer does not run " + (sa.aggressive ? "aggressive" : "main") + " mode");
       case kInvalidIdInformation:
         return I.fail(sa, Failure::IdMismatch, what + ": it does not accept our id");
       case kAuthenticationFailed:
         // Protected by the phase-1 keys, so the PSKs match: the peer
         // refused our identity — or, strongSwan at least, the mode (it
         // finds no config for PSK in this mode).
-        return I.fail(sa, Failure::AuthFailed,
-                      what + (authenticated ? ": the PSKs match; the peer refuses our id " +
-                                                  (c ? c->cfg.local_id.str() : std::string()) +
-                                                  " or " + (sa.aggressive ? "aggressive" : "main") +
-                                                  " mode"
-                                            : ""));
+        return I.fail(
+            sa, Failure::AuthFailed,
+            what + (authenticated ? ": the PSKs match; the peer refuses our id " +
+                                        (c ? c->cfg.local_id.str() : std::string()) + " or " +
+                                        (sa.aggressive ? "aggressive" : "main") + " mode"
+                                  : ""));
       case kInvalidHashInformation:
       case kPayloadMalformed:
       case kInvalidPayloadType:
@@ -1659,13 +1670,13 @@ struct V1 {
 
   IkeSa* find(const k::Header& h, const dp::Endpoint& from) {
     if (auto it = I.by_spi.find(h.icookie); it != I.by_spi.end())
-      if (IkeSa* sa = I.sa_by_uid(it->second); sa && sa->initiator && sa->version == 1 &&
-                                                 sa->spi_i == h.icookie)
+      if (IkeSa* sa = I.sa_by_uid(it->second);
+          sa && sa->initiator && sa->version == 1 && sa->spi_i == h.icookie)
         return sa;
     if (h.rcookie) {
       if (auto it = I.by_spi.find(h.rcookie); it != I.by_spi.end())
-        if (IkeSa* sa = I.sa_by_uid(it->second); sa && !sa->initiator && sa->version == 1 &&
-                                                   sa->spi_i == h.icookie)
+        if (IkeSa* sa = I.sa_by_uid(it->second);
+            sa && !sa->initiator && sa->version == 1 && sa->spi_i == h.icookie)
           return sa;
       return nullptr;
     }
@@ -1757,8 +1768,9 @@ struct V1 {
       if (!o) {
         ++I.ctr.integrity_failed;
         if (sa->state == IkeState::Connecting && sa->initiator && enc)
-          return I.fail(*sa, Failure::PskMismatch,
-                        "cannot decrypt the peer's informational (" + o.error() + "): PSK mismatch");
+          return I.fail(
+              *sa, Failure::PskMismatch,
+              "cannot decrypt the peer's informational (" + o.error() + "): PSK mismatch");
         return;
       }
       sa->last_rx = now();
@@ -1791,7 +1803,8 @@ struct V1 {
       ++I.ctr.integrity_failed;
       if (!fresh && xit->second.responder && !xit->second.last_tx.empty()) {
         // A retransmitted QM1 decrypts under the first IV, not the chain.
-        auto again = open(*sa, raw, *h, v1::phase2_iv(*sa->prf, sa->p1_iv, mid, sa->v1_cipher->block_size()));
+        auto again = open(*sa, raw, *h,
+                          v1::phase2_iv(*sa->prf, sa->p1_iv, mid, sa->v1_cipher->block_size()));
         if (again) {
           ++I.ctr.retransmits;
           transmit(*sa, xit->second.last_tx);
@@ -1855,7 +1868,8 @@ void Daemon::Impl::v1_on_timeout(IkeSa& sa) {
   V1{*this}.on_timeout(sa);
 }
 void Daemon::Impl::v1_renew_dpd(IkeSa& sa) {
-  if (sa.active && sa.active->task.kind == TaskKind::Dpd) sa.active->packet = V1{*this}.dpd_packet(sa);
+  if (sa.active && sa.active->task.kind == TaskKind::Dpd)
+    sa.active->packet = V1{*this}.dpd_packet(sa);
 }
 uint64_t Daemon::Impl::v1_tick(IkeSa& sa) {
   return V1{*this}.tick(sa);
@@ -1872,7 +1886,9 @@ std::vector<Plan> Daemon::Impl::v1_plans(const ConnConfig& cfg) {
       for (const auto& r : ch.remote_ts) {
         if (l.family() != r.family()) continue;
         Plan p;
-        p.name = ch.name + (ch.local_ts.size() * ch.remote_ts.size() > 1 ? "/" + l.str() + "-" + r.str() : "");
+        p.name =
+            ch.name +
+            (ch.local_ts.size() * ch.remote_ts.size() > 1 ? "/" + l.str() + "-" + r.str() : "");
         p.local = {l};
         p.remote = {r};
         p.tunnel_id = next_tunnel++;

@@ -29,9 +29,12 @@ Expected<Bytes, std::string> prf_of(const Prf& prf, std::span<const uint8_t> key
 
 Phase1Keys& Phase1Keys::operator=(Phase1Keys&& o) noexcept {
   if (this != &o) {
-    for (auto [dst, src] : {std::pair{&skeyid, &o.skeyid}, {&skeyid_d, &o.skeyid_d},
-                            {&skeyid_a, &o.skeyid_a}, {&skeyid_e, &o.skeyid_e},
-                            {&enc_key, &o.enc_key}, {&iv, &o.iv}}) {
+    for (auto [dst, src] : {std::pair{&skeyid, &o.skeyid},
+                            {&skeyid_d, &o.skeyid_d},
+                            {&skeyid_a, &o.skeyid_a},
+                            {&skeyid_e, &o.skeyid_e},
+                            {&enc_key, &o.enc_key},
+                            {&iv, &o.iv}}) {
       wipe(*dst);  // what it replaces
       *dst = std::move(*src);
     }
@@ -65,13 +68,10 @@ Bytes hash(const Prf& prf, std::initializer_list<std::span<const uint8_t>> parts
   return out;
 }
 
-Expected<Phase1Keys, std::string> derive_phase1(const Prf& prf, std::span<const uint8_t> psk,
-                                                std::span<const uint8_t> ni_b,
-                                                std::span<const uint8_t> nr_b,
-                                                std::span<const uint8_t> g_xy, uint64_t cky_i,
-                                                uint64_t cky_r, std::span<const uint8_t> g_xi,
-                                                std::span<const uint8_t> g_xr, size_t key_len,
-                                                size_t block) {
+Expected<Phase1Keys, std::string> derive_phase1(
+    const Prf& prf, std::span<const uint8_t> psk, std::span<const uint8_t> ni_b,
+    std::span<const uint8_t> nr_b, std::span<const uint8_t> g_xy, uint64_t cky_i, uint64_t cky_r,
+    std::span<const uint8_t> g_xi, std::span<const uint8_t> g_xr, size_t key_len, size_t block) {
   Phase1Keys k;
   const Bytes ci = be64(cky_i), cr = be64(cky_r);
   const uint8_t n0 = 0, n1 = 1, n2 = 2;
@@ -157,8 +157,8 @@ Expected<CbcCipher, std::string> CbcCipher::create(EncrId encr, uint16_t key_bit
     return unexpected("IKEv1 cannot encrypt with " + to_string(encr, key_bits) +
                       " (CBC ciphers only)");
   if (key.size() != e->key_len)
-    return unexpected("key for " + std::string(e->keyword) + " is " +
-                      std::to_string(e->key_len) + " bytes, got " + std::to_string(key.size()));
+    return unexpected("key for " + std::string(e->keyword) + " is " + std::to_string(e->key_len) +
+                      " bytes, got " + std::to_string(key.size()));
   EVP_CIPHER* cipher = detail::fetch_cipher(e->ossl);
   if (!cipher) return unexpected("OpenSSL does not provide " + std::string(e->ossl));
   CbcCipher c;
@@ -207,8 +207,7 @@ Expected<Bytes, std::string> CbcCipher::decrypt(Bytes& iv, std::span<const uint8
   if (iv.size() != block_) return unexpected(std::string("IV is not one block"));
   if (cipher.empty() || cipher.size() % block_ != 0)
     return unexpected("encrypted body of " + std::to_string(cipher.size()) +
-                      " bytes is not a whole number of " + std::to_string(block_) +
-                      "-byte blocks");
+                      " bytes is not a whole number of " + std::to_string(block_) + "-byte blocks");
   return run(dec_.get(), iv, cipher, false);
 }
 

@@ -38,13 +38,10 @@ struct Phase1Keys {
 // Appendix B: the key is SKEYID_e when long enough, else K1 | K2 | … with
 // K1 = prf(SKEYID_e, 0), Kn = prf(SKEYID_e, Kn-1); the first IV is
 // hash(g^xi | g^xr) with the PRF's hash.
-Expected<Phase1Keys, std::string> derive_phase1(const Prf& prf, std::span<const uint8_t> psk,
-                                                std::span<const uint8_t> ni_b,
-                                                std::span<const uint8_t> nr_b,
-                                                std::span<const uint8_t> g_xy, uint64_t cky_i,
-                                                uint64_t cky_r, std::span<const uint8_t> g_xi,
-                                                std::span<const uint8_t> g_xr, size_t key_len,
-                                                size_t block);
+Expected<Phase1Keys, std::string> derive_phase1(
+    const Prf& prf, std::span<const uint8_t> psk, std::span<const uint8_t> ni_b,
+    std::span<const uint8_t> nr_b, std::span<const uint8_t> g_xy, uint64_t cky_i, uint64_t cky_r,
+    std::span<const uint8_t> g_xi, std::span<const uint8_t> g_xr, size_t key_len, size_t block);
 
 // The PRF's underlying hash over `parts` (IVs, NAT-D); empty if OpenSSL
 // fails.

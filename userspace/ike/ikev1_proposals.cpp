@@ -163,7 +163,8 @@ std::optional<IntegId> p2_integ(uint16_t v) {
 }
 
 bool same_p1(const IkeAlgs& a, const IkeAlgs& b, bool with_dh) {
-  return a.encr == b.encr && a.key_bits == b.key_bits && a.prf == b.prf && (!with_dh || a.dh == b.dh);
+  return a.encr == b.encr && a.key_bits == b.key_bits && a.prf == b.prf &&
+         (!with_dh || a.dh == b.dh);
 }
 bool same_p2(const EspAlgs& a, const EspAlgs& b) {
   return a.encr == b.encr && a.key_bits == b.key_bits && a.integ == b.integ && a.esn == b.esn;
@@ -307,8 +308,8 @@ SaPayload phase2_sa(const std::vector<EspAlgs>& ours, uint32_t spi, DhId pfs, bo
 std::optional<Phase2Choice> read_phase2(const Proposal& p, const Transform& t) {
   if (p.protocol != kProtoEsp || p.spi.size() != 4) return std::nullopt;
   Phase2Choice c;
-  c.peer_spi = (uint32_t{p.spi[0]} << 24) | (uint32_t{p.spi[1]} << 16) |
-               (uint32_t{p.spi[2]} << 8) | p.spi[3];
+  c.peer_spi = (uint32_t{p.spi[0]} << 24) | (uint32_t{p.spi[1]} << 16) | (uint32_t{p.spi[2]} << 8) |
+               p.spi[3];
   c.algs.encr = static_cast<EncrId>(t.id);
   c.algs.integ = IntegId::None;
   c.algs.key_bits = 0;

@@ -48,7 +48,7 @@ isakmp::SaPayload phase2_sa(const std::vector<EspAlgs>& ours, uint32_t spi, DhId
                             bool udp_encap, uint32_t lifetime_s, uint64_t lifetime_kb);
 
 struct Phase2Choice {
-  EspAlgs algs;  // dh: the PFS group (None without)
+  EspAlgs algs;               // dh: the PFS group (None without)
   isakmp::Proposal proposal;  // the peer's proposal cut to the chosen transform
   uint32_t peer_spi = 0;
   uint16_t mode = kModeTunnel;
