@@ -215,8 +215,17 @@ TEST_P(V1Pair, VolumeSoftExpiryRekeysTheQuickMode) {
   ev.kind = dp::Event::Kind::SoftExpire;
   ev.dir = Direction::In;
   ev.spi = spi_in;
+  uint32_t old_out = 0;
+  for (const auto& [k, sa] : res().dp->sas())
+    if (k.first == Direction::Out) old_out = k.second;
   res().d->on_event(ev);
   net.pump();
+  // The new pair is negotiated; for a second the old outbound SA still
+  // carries traffic (the peer installs the new pair on QM3).
+  size_t outs = 0;
+  for (const auto& [k, sa] : res().dp->sas()) outs += k.first == Direction::Out;
+  EXPECT_EQ(outs, 1u);
+  EXPECT_EQ(res().dp->sas().count({Direction::Out, old_out}), 1u);
   net.run_for(3000, 500);
   EXPECT_EQ(st(res()).child_rekeys, 1u);
   EXPECT_EQ(res().dp->sas().count({Direction::In, spi_in}), 0u) << "the expiring SA is gone";

@@ -167,6 +167,9 @@ struct Child {
   uint64_t installed_at = 0, rekey_at = 0;
   bool out_installed = false;
   uint64_t install_out_at = 0;  // responder of a rekey: deferred outbound SA
+  // The inbound SPI of the SA this one replaces, deleted (with a Delete to
+  // the peer) once this one's deferred outbound half is in (IKEv1 rekeys).
+  uint32_t replaces_spi = 0;
   bool rekeyed = false;         // superseded; waiting for its delete
   uint64_t delete_at = 0;       // fallback removal of a superseded SA
   ChildKeys keys;               // kept until the outbound SA is installed
@@ -664,6 +667,11 @@ struct Daemon::Impl {
       ch.out_installed = true;
     ch.install_out_at = 0;
     ch.keys = ChildKeys{};
+    if (ch.replaces_spi) {
+      sa.queue.push_front(Task{TaskKind::ChildDelete, 0, 0, {ch.replaces_spi}});
+      ch.replaces_spi = 0;
+      run_queue(sa);
+    }
   }
 
   Child* child_by_in(IkeSa& sa, uint32_t spi) {

@@ -1182,9 +1182,16 @@ struct V1 {
     // RFC 2408 §3.14.1 / RFC 2409 §5.5: with the commit bit the responder
     // says CONNECTED once its SAs are in; until then only our inbound SA
     // goes in (the outbound one after CONNECTED, or 5 s at the latest).
-    if (auto r = I.install_child(sa, child, !commit); !r)
+    // A rekey also holds its outbound half for a second: the responder
+    // installs its SAs only on QM3, and the old pair still carries traffic
+    // (the old one is deleted once the new outbound SA is in).
+    const bool rekey = p.task.kind == TaskKind::ChildRekey;
+    if (auto r = I.install_child(sa, child, !commit && !rekey); !r)
       return drop(Failure::DataplaneError, r.error());
-    if (commit) child.install_out_at = now() + 5000;
+    if (commit)
+      child.install_out_at = now() + 5000;
+    else if (rekey)
+      child.install_out_at = now() + 1000;
     transmit(sa, x.last_tx);
     const TaskKind kind = p.task.kind;
     const uint32_t old_spi = p.task.spi;
@@ -1197,7 +1204,7 @@ struct V1 {
       ++c.st.child_rekeys;
       if (Child* old = I.child_by_in(sa, old_spi)) {
         old->rekeyed = true;
-        sa.queue.push_front(Task{TaskKind::ChildDelete, 0, 0, {old_spi}});
+        added.replaces_spi = old_spi;  // deleted once `added` sends
       }
     }
     I.log_sa(spdlog::level::info, sa,
