@@ -265,6 +265,105 @@ TEST_P(V1Pair, Phase1RekeyMovesTheChildSas) {
   for (const auto& [k, s] : before) EXPECT_EQ(a->dp->sas().count(k), 1u) << "CHILD_SAs stay";
 }
 
+// RFC 2409 has no rekey exchange: the peer learns of our new ISAKMP SA from
+// the main mode alone and moves its CHILD_SAs when it gets to it (strongSwan
+// in a job of its own). A Delete of the old SA arriving before that took
+// strongSwan's CHILD_SAs with it, so the old SA is deleted 10 s later.
+TEST_P(V1Pair, Phase1RekeyDeletesTheOldIsakmpSaOnlyLater) {
+  ini_cfg().ike_lifetime_s = 120;
+  res_cfg().ike_lifetime_s = 3600;
+  connect();
+  ASSERT_TRUE(st(*a).up && st(*b).up);
+  const uint64_t old_spi = ini().d->sas()[0].spi_i;
+  uint64_t rekeyed_at = 0;
+  for (int i = 0; i < 1300 && !rekeyed_at; ++i) {
+    net.run_for(100, 100);
+    if (st(ini()).ike_rekeys) rekeyed_at = net.clock.now_ms();
+  }
+  ASSERT_NE(rekeyed_at, 0u);
+  net.run_for(500, 100);
+  // Both sides still hold the superseded SA; the CHILD_SA lives on the new one.
+  for (Peer* p : {&ini(), &res()}) {
+    auto sas = p->d->sas();
+    ASSERT_EQ(sas.size(), 2u) << p->name;
+    size_t children = 0;
+    for (const auto& s : sas) {
+      children += s.children.size();
+      if (s.spi_i == old_spi) {
+        EXPECT_TRUE(s.children.empty()) << p->name;
+      }
+    }
+    EXPECT_EQ(children, 1u) << p->name;
+  }
+  auto informationals = [&] {
+    const auto v = exchanges();
+    return std::count(v.begin(), v.end(), 5);
+  };
+  const auto info_before = informationals();
+  net.run_for(10500 - 500, 100);
+  for (Peer* p : {&ini(), &res()}) {
+    auto sas = p->d->sas();
+    ASSERT_EQ(sas.size(), 1u) << p->name << ": the old ISAKMP SA is gone 10 s after the rekey";
+    EXPECT_NE(sas[0].spi_i, old_spi);
+    EXPECT_EQ(sas[0].children.size(), 1u);
+  }
+  // The responder dropped it because we said so (a Delete), not by expiry.
+  EXPECT_GT(informationals(), info_before);
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  expect_twinned();
+}
+
+// A quick-mode rekey that falls due while the peer's phase-1 rekey is under
+// way waits for it and runs on the new ISAKMP SA (one started on the old SA
+// races the peer moving its CHILD_SAs).
+TEST_P(V1Pair, QuickModeRekeyWaitsForThePeersPhase1) {
+  ini_cfg().ike_lifetime_s = 3600;
+  res_cfg().ike_lifetime_s = 60;    // the phase-1 responder rekeys at 60 s
+  ini_cfg().child_lifetime_s = 70;  // the initiator's quick-mode rekey: 60.9-63 s
+  connect();
+  ASSERT_TRUE(st(*a).up && st(*b).up);
+  const uint64_t t0 = net.clock.now_ms();
+  const uint64_t old_spi = ini().d->sas()[0].spi_i;
+  // The peer's phase 1 stalls: its messages after the first are lost until
+  // t0 + 63.5 s (it resends 4 s later).
+  uint64_t new_cookie = 0;
+  net.filter = [&](Datagram& d) {  // true: deliver
+    if (d.data.size() < 28 || !(d.from.addr == res().addr)) return true;
+    if (d.data[18] != 2 && d.data[18] != 4) return true;  // ID_PROT, AGGRESSIVE
+    uint64_t ck = 0;
+    for (int i = 0; i < 8; ++i) ck = ck << 8 | d.data[i];
+    if (ck == old_spi) return true;
+    if (!new_cookie) {
+      new_cookie = ck;
+      return true;
+    }
+    return net.clock.now_ms() >= t0 + 63500;
+  };
+  net.run_for(59500, 500);
+  ASSERT_EQ(st(ini()).child_rekeys, 0u);
+  bool held = false;
+  while (net.clock.now_ms() < t0 + 63500) {
+    net.run_for(100, 100);
+    if (ini().d->sas().size() == 2) held = true;
+    ASSERT_EQ(st(ini()).child_rekeys, 0u)
+        << "a quick mode ran while the peer's phase 1 was under way";
+  }
+  EXPECT_TRUE(held) << "the peer's phase 1 never stalled";
+  net.run_for(3000, 100);
+  net.filter = nullptr;
+  EXPECT_GE(st(ini()).child_rekeys, 1u);
+  EXPECT_GE(st(ini()).ike_rekeys, 1u);
+  net.run_for(12000, 100);
+  for (Peer* p : {&ini(), &res()}) {
+    auto sas = p->d->sas();
+    ASSERT_EQ(sas.size(), 1u) << p->name;
+    EXPECT_NE(sas[0].spi_i, old_spi);
+    EXPECT_EQ(sas[0].children.size(), 1u) << p->name;
+  }
+  EXPECT_TRUE(st(*a).up && st(*b).up);
+  expect_twinned();
+}
+
 TEST_P(V1Pair, DpdKeepsALivePeerInBothPayloadOrders) {
   ca.dpd_notify_first = true;  // a sends Notify, HASH; b HASH, Notify
   ca.dpd.interval_s = cb.dpd.interval_s = 10;

@@ -170,9 +170,9 @@ struct Child {
   // The inbound SPI of the SA this one replaces, deleted (with a Delete to
   // the peer) once this one's deferred outbound half is in (IKEv1 rekeys).
   uint32_t replaces_spi = 0;
-  bool rekeyed = false;         // superseded; waiting for its delete
-  uint64_t delete_at = 0;       // fallback removal of a superseded SA
-  ChildKeys keys;               // kept until the outbound SA is installed
+  bool rekeyed = false;    // superseded; waiting for its delete
+  uint64_t delete_at = 0;  // fallback removal of a superseded SA
+  ChildKeys keys;          // kept until the outbound SA is installed
   // §2.17: KEYMAT's first half is the initiator->responder direction of
   // the exchange that created this CHILD_SA, whoever started the IKE SA.
   bool exchange_initiator = false;
@@ -305,7 +305,10 @@ struct IkeSa {
   // arrives (the initiator's final message has no answer to wait for).
   uint64_t v1_resend_at = 0;
   uint32_t v1_resends = 0;
-  uint64_t v1_expire_at = 0;  // a superseded ISAKMP SA the peer has not deleted
+  // A superseded ISAKMP SA goes at v1_expire_at: silently when the peer
+  // rekeyed and has not deleted it, with a Delete when we rekeyed.
+  uint64_t v1_expire_at = 0;
+  bool v1_delete_on_expire = false;
 
   uint64_t our_spi() const { return initiator ? spi_i : spi_r; }
 };

@@ -49,6 +49,12 @@ const Bytes kVidDpd = {0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9,
 // RFC 2407 §4.6.2.1 identification types beyond IKEv2's.
 constexpr uint8_t kIdIpv4Subnet = 4, kIdIpv6Subnet = 6;
 
+// After our phase-1 rekey the old ISAKMP SA is deleted this much later (see
+// V1::established); a phase 1 the peer starts holds our quick modes at most
+// this long.
+constexpr uint64_t kSupersededDeleteMs = 10000;
+constexpr uint64_t kPeerPhase1HoldMs = 10000;
+
 const char* notify_name(uint16_t t) {
   switch (t) {
     case kInvalidPayloadType:
@@ -530,10 +536,14 @@ struct V1 {
       return static_cast<uint64_t>(rc.base_ms * std::pow(rc.factor, n + 1));
     };
     if (sa.v1_expire_at && t >= sa.v1_expire_at) {
+      if (sa.v1_delete_on_expire) send_delete_isakmp(sa);
       I.destroy(sa.uid);
       return UINT64_MAX;
     }
     if (sa.v1_expire_at) next = sa.v1_expire_at;
+    if (!sa.active && !sa.queue.empty())
+      if (const IkeSa* p = peer_phase1_under_way(sa))
+        next = std::min(next, p->created_at + kPeerPhase1HoldMs);
     if (sa.state != IkeState::Connecting) sa.v1_resend_at = 0;
     if (sa.v1_resend_at && t >= sa.v1_resend_at) {
       if (++sa.v1_resends >= rc.tries) {
@@ -763,6 +773,51 @@ struct V1 {
     established(sa);
   }
 
+  // The CHILD_SAs of a superseded ISAKMP SA move to its successor. A quick
+  // mode still running on the old SA is abandoned (the peer finds its
+  // half-done exchange unanswered); the rekey or create it was for runs
+  // again on the new SA.
+  void adopt_children(IkeSa& from, IkeSa& to) {
+    if (from.active && (from.active->task.kind == TaskKind::ChildRekey ||
+                        from.active->task.kind == TaskKind::ChildCreate)) {
+      if (from.active->task.kind == TaskKind::ChildCreate) to.queue.push_back(from.active->task);
+      (void)I.dp.delete_sa(dp::Direction::In, from.active->spi_in);
+      from.v1x.erase(from.active->mid);
+      from.active.reset();
+    }
+    for (const Task& t : from.queue)
+      if (t.kind == TaskKind::ChildCreate) to.queue.push_back(t);
+    from.queue.clear();
+    for (auto& ch : from.children) {
+      if (!ch.rekeyed && !ch.rekey_at) ch.rekey_at = now();  // its rekey was queued there
+      to.children.push_back(std::move(ch));
+    }
+    from.children.clear();
+    from.rekeyed = true;
+  }
+
+  // Where a CHILD_SA negotiated on `sa` lives: a quick mode that completes
+  // on an ISAKMP SA superseded meanwhile hands its CHILD_SA to the successor
+  // (the superseded SA, and everything on it, is deleted soon).
+  IkeSa& child_home(IkeSa& sa) {
+    if (!sa.rekeyed) return sa;
+    for (auto& [uid, o] : I.sas)
+      if (o->conn == sa.conn && o->version == 1 && !o->rekeyed && o->state == IkeState::Established)
+        return *o;
+    return sa;
+  }
+
+  // A phase 1 the peer started while we have an established ISAKMP SA may
+  // be its rekey (RFC 2409 has none of its own): our quick modes wait for
+  // it (up to kPeerPhase1HoldMs) so they run on the SA that stays.
+  const IkeSa* peer_phase1_under_way(const IkeSa& sa) const {
+    for (const auto& [uid, o] : I.sas)
+      if (o.get() != &sa && o->conn == sa.conn && o->version == 1 && !o->initiator &&
+          o->state == IkeState::Connecting && now() < o->created_at + kPeerPhase1HoldMs)
+        return o.get();
+    return nullptr;
+  }
+
   void established(IkeSa& sa) {
     Conn* c = I.conn_of(sa);
     I.established(sa);
@@ -775,15 +830,17 @@ struct V1 {
     if (sa.replaces) {
       if (IkeSa* old = I.sa_by_uid(sa.replaces)) {
         // Phase-1 rekey: the CHILD_SAs move to the new ISAKMP SA (their
-        // keys never depended on it), then the old one is deleted.
-        for (auto& ch : old->children) sa.children.push_back(std::move(ch));
-        old->children.clear();
-        old->rekeyed = true;
+        // keys never depended on it). RFC 2409 has no rekey exchange, so
+        // the peer moves its CHILD_SAs on its own time (strongSwan in a
+        // job after its last main-mode message); a Delete of the old SA
+        // that overtakes that takes the CHILD_SAs with it. The old SA is
+        // deleted once the peer has had time to move.
+        adopt_children(*old, sa);
+        old->v1_expire_at = now() + kSupersededDeleteMs;
+        old->v1_delete_on_expire = true;
         ++I.ctr.ike_rekeyed;
         if (c) ++c->st.ike_rekeys;
         I.log_sa(spdlog::level::info, sa, "ike.rekeyed", {{"old_ike_sa", old->uid}});
-        send_delete_isakmp(*old);
-        I.destroy(old->uid);
       }
       sa.replaces = 0;
     } else if (!sa.initiator) {
@@ -795,19 +852,19 @@ struct V1 {
         if (uid2 == sa.uid || o->conn != sa.conn || o->version != 1 || o->rekeyed ||
             o->state != IkeState::Established)
           continue;
-        for (auto& ch : o->children) sa.children.push_back(std::move(ch));
-        o->children.clear();
-        o->rekeyed = true;
+        adopt_children(*o, sa);
         o->v1_expire_at = now() + 60000;
         ++I.ctr.ike_rekeyed;
         if (c) ++c->st.ike_rekeys;
         I.log_sa(spdlog::level::info, sa, "ike.rekeyed", {{"old_ike_sa", o->uid}, {"by", "peer"}});
       }
     }
-    if (IkeSa* s = I.sa_by_uid(uid); s && s->initiator) {
-      if (c && s->first_tunnel && !I.plan_has_child(*s, s->first_tunnel))
-        s->queue.push_back(Task{TaskKind::ChildCreate, s->first_tunnel, 0, {}});
-      I.queue_missing_children(*s);
+    if (IkeSa* s = I.sa_by_uid(uid)) {
+      if (s->initiator) {
+        if (c && s->first_tunnel && !I.plan_has_child(*s, s->first_tunnel))
+          s->queue.push_back(Task{TaskKind::ChildCreate, s->first_tunnel, 0, {}});
+        I.queue_missing_children(*s);
+      }
       run_queue(*s);
     }
   }
@@ -1196,18 +1253,19 @@ struct V1 {
     const TaskKind kind = p.task.kind;
     const uint32_t old_spi = p.task.spi;
     sa.active.reset();
-    sa.children.push_back(std::move(child));
-    Child& added = sa.children.back();
-    added.rekey_at = child_rekey_at(sa, c, life);
+    IkeSa& home = child_home(sa);
+    home.children.push_back(std::move(child));
+    Child& added = home.children.back();
+    added.rekey_at = child_rekey_at(home, c, life);
     if (kind == TaskKind::ChildRekey) {
       ++I.ctr.child_rekeyed;
       ++c.st.child_rekeys;
-      if (Child* old = I.child_by_in(sa, old_spi)) {
+      if (Child* old = I.child_by_in(home, old_spi)) {
         old->rekeyed = true;
         added.replaces_spi = old_spi;  // deleted once `added` sends
       }
     }
-    I.log_sa(spdlog::level::info, sa,
+    I.log_sa(spdlog::level::info, home,
              kind == TaskKind::ChildRekey ? "ike.child_rekeyed" : "ike.child_created",
              {{"role", "initiator"}, {"exchange", "quick mode"}});
     c.st.failure = Failure::None;
@@ -1368,9 +1426,10 @@ struct V1 {
     // IKEv1 has no rekey collision handling (RFC 7296 §2.8.1 is IKEv2's):
     // the phase-1 initiator rekeys before expiry, the responder only once
     // the lifetime is over (the data plane's hard limit is 30 s later).
-    child.rekey_at = child_rekey_at(sa, c, x.lifetime_s);
-    sa.children.push_back(std::move(child));
-    I.log_sa(spdlog::level::info, sa, rekey ? "ike.child_rekeyed" : "ike.child_created",
+    IkeSa& home = child_home(sa);
+    child.rekey_at = child_rekey_at(home, c, x.lifetime_s);
+    home.children.push_back(std::move(child));
+    I.log_sa(spdlog::level::info, home, rekey ? "ike.child_rekeyed" : "ike.child_created",
              {{"role", "responder"}, {"exchange", "quick mode"}});
     c.st.failure = Failure::None;
     c.st.failure_detail.clear();
@@ -1529,8 +1588,7 @@ struct V1 {
             o->state == IkeState::Established && !o->rekeyed)
           heir = o.get();
       if (heir) {
-        for (auto& ch : sa.children) heir->children.push_back(std::move(ch));
-        sa.children.clear();
+        adopt_children(sa, *heir);
         ++I.ctr.ike_rekeyed;
         if (Conn* c = I.conn_of(sa)) ++c->st.ike_rekeys;
         return I.destroy(sa.uid);
@@ -1591,6 +1649,10 @@ struct V1 {
       switch (t.kind) {
         case TaskKind::ChildCreate:
         case TaskKind::ChildRekey:
+          if (peer_phase1_under_way(sa)) {
+            sa.queue.push_front(t);
+            return;
+          }
           start_quick(sa, t);
           break;
         case TaskKind::ChildDelete: {
