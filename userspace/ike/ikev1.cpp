@@ -800,11 +800,17 @@ struct V1 {
   // on an ISAKMP SA superseded meanwhile hands its CHILD_SA to the successor
   // (the superseded SA, and everything on it, is deleted soon).
   IkeSa& child_home(IkeSa& sa) {
-    if (!sa.rekeyed) return sa;
+    IkeSa* next = sa.rekeyed ? successor(sa) : nullptr;
+    return next ? *next : sa;
+  }
+
+  // Another established, current ISAKMP SA of the same connection.
+  IkeSa* successor(const IkeSa& sa) {
     for (auto& [uid, o] : I.sas)
-      if (o->conn == sa.conn && o->version == 1 && !o->rekeyed && o->state == IkeState::Established)
-        return *o;
-    return sa;
+      if (o.get() != &sa && o->conn == sa.conn && o->version == 1 && !o->rekeyed &&
+          o->state == IkeState::Established)
+        return o.get();
+    return nullptr;
   }
 
   // A phase 1 the peer started while we have an established ISAKMP SA may
@@ -1582,12 +1588,7 @@ struct V1 {
       I.log_sa(spdlog::level::info, sa, "ike.peer_deleted_ike_sa");
       if (sa.rekeyed) return I.destroy(sa.uid);  // superseded: its children moved on
       // IKEv1 CHILD_SAs outlive their ISAKMP SA: hand them to a newer one.
-      IkeSa* heir = nullptr;
-      for (auto& [uid, o] : I.sas)
-        if (uid != sa.uid && o->conn == sa.conn && o->version == 1 &&
-            o->state == IkeState::Established && !o->rekeyed)
-          heir = o.get();
-      if (heir) {
+      if (IkeSa* heir = successor(sa)) {
         adopt_children(sa, *heir);
         ++I.ctr.ike_rekeyed;
         if (Conn* c = I.conn_of(sa)) ++c->st.ike_rekeys;
