@@ -207,7 +207,8 @@ struct xgw_tunnel {
   __u32 conn_idx;
   __u32 backend; /* enum xgw_backend */
   __u32 flags;
-  __u32 pad;
+  __u32 out_spi; /* host order: the outbound SA traffic leaves on (0: none);
+                  * for operators (bpftool), not read by the programs */
   __u64 last_acquire_ns; /* rate-limits acquire events */
 };
 

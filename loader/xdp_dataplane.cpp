@@ -595,6 +595,7 @@ Result<void> XdpDataplane::set_tunnel(uint32_t tunnel_idx, const TunnelEntry& t)
   v.conn_idx = t.conn_idx;
   v.backend = static_cast<uint32_t>(t.backend);
   v.flags = t.sa_ready ? XGW_TUN_F_SA_READY : 0;
+  v.out_spi = t.out_spi;
   if (bpf_map_update_elem(fd, &tunnel_idx, &v, BPF_ANY) != 0)
     return unexpected(sys("set tunnel " + std::to_string(tunnel_idx), errno));
   return {};
@@ -614,6 +615,22 @@ Result<void> XdpDataplane::remove_sa(uint32_t spi) {
   if (bpf_map_delete_elem(impl_->fd(impl_->skel->maps.xgw_sa), &k) != 0 && errno != ENOENT)
     return unexpected(sys("remove SA", errno));
   return {};
+}
+
+Result<size_t> XdpDataplane::clear_sas() {
+  const int fd = impl_->fd(impl_->skel->maps.xgw_sa);
+  std::vector<xgw_sa_key> keys;
+  xgw_sa_key k{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  for (const auto& key : keys)
+    if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT)
+      return unexpected(sys("clear SAs", errno));
+  return keys.size();
 }
 
 Result<void> XdpDataplane::reset_gateway_counters(uint32_t gw_idx) {

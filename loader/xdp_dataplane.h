@@ -67,6 +67,7 @@ struct TunnelEntry {
   uint32_t conn_idx = 0;
   Backend backend = Backend::Xfrm;
   bool sa_ready = false;
+  uint32_t out_spi = 0;  // the active outbound SA (shown by bpftool); 0 none
 };
 
 struct Traffic {
@@ -126,6 +127,9 @@ class XdpDataplane {
   Result<void> set_tunnel(uint32_t tunnel_idx, const TunnelEntry& t);
   Result<void> add_sa(uint32_t spi, uint32_t tunnel_idx, uint32_t gw_idx);  // spi in host order
   Result<void> remove_sa(uint32_t spi);
+  // Removes every inbound SA (a restarted control plane holds none yet, so
+  // SPIs left in the pinned map by the previous run must not pass).
+  Result<size_t> clear_sas();
 
   // Zero a reused index's counters so a new object does not inherit them.
   Result<void> reset_gateway_counters(uint32_t gw_idx);

@@ -93,6 +93,110 @@ if want rules; then
   ran=$((ran + 1))
 fi
 
+# --- One packet path: XDP on g1's LAN and WAN carries the negotiated SAs -----
+# xgw_lan classifies h1's plaintext and redirects it into the ESP engine's
+# device; xgw_wan admits only the SPIs IKE negotiated; forged SPIs die in
+# XDP, counted; the gateway's tier holds tunnel traffic both ways.
+if want xdp && [ "${IKE_LAB_XDP:-1}" = 1 ]; then
+  site xdp psk-xdp aes-128 sha2-256 group14 aes-128-gcm-16 none true >"$tmp/site.yaml"
+  ctl apply -f "$tmp/site.yaml" >/dev/null || fail "xdp: apply"
+  ss_conf xdp psk-xdp aes128-sha256-modp2048 aes128gcm16 none >"$tmp/ss.conf"
+  ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "xdp: swanctl load"
+  wait_up xdp 20 || fail "xdp: tunnel not up"
+  gw=$(ctl --json gateway show gw1)
+  [ "$(echo "$gw" | jq -r .vpn_gateway.status)" = running ] || fail "xdp: gateway not running: $gw"
+  for ifc in "$ESP_LAB_LAN_IF" "$ESP_LAB_WAN_IF"; do
+    in_g1 ip -d link show "$ifc" | grep -q "prog/xdp" || fail "xdp: no XDP program on $ifc"
+  done
+  unknown0=$(xdp_reason drop $XDP_DROP_UNKNOWN_SPI)
+  us0=$(xdp_reason pass $XDP_PASS_USERSPACE)
+  esp0=$(xdp_reason pass $XDP_PASS_ESP_IN)
+  ping_h2 5 || fail "xdp: ping across the tunnel"
+  ip netns exec "$H2" iperf3 -s -1 -p 5301 >/dev/null 2>&1 &
+  srv=$!
+  sleep 0.3
+  ip netns exec "$H1" timeout 20 iperf3 -c "$ESP_LAB_H2_IP" -p 5301 -t 3 -J >"$tmp/iperf-xdp.json" ||
+    fail "xdp: iperf3 across the tunnel"
+  wait "$srv" 2>/dev/null || true
+  mbit=$(jq '.end.sum_received.bits_per_second / 1e6 | floor' "$tmp/iperf-xdp.json")
+  [ "$mbit" -gt 1 ] || fail "xdp: iperf3 moved only $mbit Mbit/s"
+  unknown1=$(xdp_reason drop $XDP_DROP_UNKNOWN_SPI)
+  us1=$(xdp_reason pass $XDP_PASS_USERSPACE)
+  esp1=$(xdp_reason pass $XDP_PASS_ESP_IN)
+  [ "$unknown1" = "$unknown0" ] || fail "xdp: $((unknown1 - unknown0)) negotiated ESP packets dropped as unknown_spi"
+  [ $((us1 - us0)) -ge 1000 ] || fail "xdp: only $((us1 - us0)) LAN packets handed to the ESP engine by XDP"
+  [ $((esp1 - esp0)) -ge 100 ] || fail "xdp: only $((esp1 - esp0)) ESP packets admitted by XDP"
+  # The negotiated inbound SPI is in xgw_sa; the tunnel names the outbound one.
+  sa=$(ctl --json list-sas | jq '.ike_sas[] | select(.connection=="xdp") | .children[0]')
+  spi_in=$(echo "$sa" | jq -r .spi_in)
+  spi_out=$(echo "$sa" | jq -r .spi_out)
+  bpftool map lookup pinned "$XDP_PIN/xgw_sa" key hex ${spi_in:0:2} ${spi_in:2:2} ${spi_in:4:2} ${spi_in:6:2} \
+    >/dev/null 2>&1 || fail "xdp: inbound SPI $spi_in not in xgw_sa"
+  bpftool -j map dump pinned "$XDP_PIN/xgw_tun" |
+    jq -e --argjson s "$((16#$spi_out))" '[.[] | select(.formatted.value.out_spi == $s and .formatted.value.flags == 1)] | length == 1' \
+    >/dev/null || fail "xdp: no ready tunnel names outbound SPI $spi_out in xgw_tun"
+  # Forged SPIs from the WAN side, raw ESP and ESP-in-UDP: dropped in XDP.
+  ip netns exec "$G2" python3 - "$ESP_LAB_G1_WAN_IP" <<'PY' || fail "xdp: could not send forged ESP"
+import socket, struct, sys
+dst = sys.argv[1]
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(50):
+    body = struct.pack("!II", 0xdeadbe00 + i, i + 1) + b"\x00" * 64
+    raw.sendto(body, (dst, 0))
+    udp.sendto(body, (dst, 4500))
+PY
+  sleep 0.5
+  unknown2=$(xdp_reason drop $XDP_DROP_UNKNOWN_SPI)
+  [ $((unknown2 - unknown1)) -ge 100 ] || fail "xdp: $((unknown2 - unknown1)) of 100 forged ESP packets counted as unknown_spi"
+  ping_h2 3 || fail "xdp: ping after the forged packets"
+  echo "ok   - one packet path: $((us1 - us0)) LAN packets to the ESP engine and $((esp1 - esp0)) ESP admitted by XDP, iperf3 $mbit Mbit/s, 0 unknown_spi for negotiated SPIs, $((unknown2 - unknown1)) forged dropped"
+  reset_conns xdp
+  ran=$((ran + 1))
+fi
+
+# --- The gateway's tier on tunnel traffic, both directions --------------------
+# UDP offered at twice the tier; the rate XDP admits (its gateway counters,
+# sampled over 3 s of steady load) must be the tier within 5 %.
+if want tier && [ "${IKE_LAB_XDP:-1}" = 1 ]; then
+  tier_rate() {  # field -> admitted Mbit/s over 3 s
+    local b1 b2 t1 t2
+    b1=$(xdp_gw_traffic "$1"); t1=$(date +%s%N)
+    sleep 3
+    b2=$(xdp_gw_traffic "$1"); t2=$(date +%s%N)
+    awk -v b="$((b2 - b1))" -v t="$((t2 - t1))" 'BEGIN { printf "%.2f", b * 8 * 1000 / t }'
+  }
+  for bw in 5 50; do
+    BANDWIDTH=$bw site tier psk-tier aes-128 sha2-256 group14 aes-128-gcm-16 none true >"$tmp/site.yaml"
+    ctl apply -f "$tmp/site.yaml" >/dev/null || fail "tier: apply"
+    ss_conf tier psk-tier aes128-sha256-modp2048 aes128gcm16 none >"$tmp/ss.conf"
+    ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "tier: swanctl load"
+    wait_up tier 20 || fail "tier: tunnel not up"
+    for dir in out in; do
+      field=tx_bytes; rev=
+      [ "$dir" = in ] && { field=rx_bytes; rev=-R; }
+      drops0=$(xdp_reason drop $XDP_DROP_OVER_TIER)
+      ip netns exec "$H2" iperf3 -s -1 -p 5302 >/dev/null 2>&1 &
+      srv=$!
+      sleep 0.3
+      ip netns exec "$H1" timeout 20 iperf3 -c "$ESP_LAB_H2_IP" -p 5302 -u -b $((bw * 2))M -l 1200 -t 6 $rev \
+        >"$tmp/iperf-tier.txt" 2>&1 &
+      cli=$!
+      sleep 2
+      got=$(tier_rate $field)
+      wait "$cli" || fail "tier: iperf3 $dir"
+      wait "$srv" 2>/dev/null || true
+      drops=$(( $(xdp_reason drop $XDP_DROP_OVER_TIER) - drops0 ))
+      ok=$(awk -v g="$got" -v w="$bw" 'BEGIN { print (g >= w * 0.95 && g <= w * 1.05) ? 1 : 0 }')
+      [ "$ok" = 1 ] || fail "tier: $bw Mbit/s $dir: XDP admitted $got Mbit/s (want within 5 %)"
+      [ "$drops" -gt 0 ] || fail "tier: $bw Mbit/s $dir: no over_tier drops at twice the rate"
+      echo "ok   - tier $bw Mbit/s $dir: $got Mbit/s admitted, $drops dropped over tier"
+    done
+    reset_conns tier
+  done
+  ran=$((ran + 1))
+fi
+
 # --- Start on traffic: the ESP path's acquire starts the negotiation ---------
 if want acquire; then
   site acquire psk-acq aes-128 sha2-256 group14 aes-128-gcm-16 none false >"$tmp/site.yaml"
@@ -108,6 +212,9 @@ if want acquire; then
   got=$(grep -o '[0-9]* received' "$tmp/ping-acq.txt" | cut -d' ' -f1)
   [ "${got:-0}" -ge 10 ] || fail "acquire: only ${got:-0} of 20 pings answered"
   grep -q "event=ike.acquire conn=acquire" "$tmp/xgwd.log" || fail "acquire: no acquire logged"
+  if [ "${IKE_LAB_XDP:-1}" = 1 ]; then
+    grep -q "event=dataplane.acquire" "$tmp/xgwd.log" || fail "acquire: XDP raised no acquire"
+  fi
   echo "ok   - start on traffic: acquire negotiated the tunnel, $got/20 pings answered"
   reset_conns acquire
   ran=$((ran + 1))

@@ -10,6 +10,10 @@
 # Source it after esp_lab.sh and strongswan.sh with XGWD, XGWCTL, P (the
 # namespace prefix) and, optionally, SS_CHARON_EXTRA (charon settings) or
 # IKE_LAB_NO_CHARON (another peer on g2) set.
+# xgwd runs as the product does: with `ike:` and the XDP data plane
+# (`dataplane:`) attached on g1's LAN and WAN, so every tunnel packet
+# crosses the classifier, the tier and the XDP counters (IKE_LAB_XDP=0 runs
+# IKE alone). XDP_PIN is the pin directory; xdp_reason/xdp_tunnel read it.
 # It brings the lab up, starts charon and xgwd, and defines:
 #   site NAME PSK IKE_ENC IKE_AUTH DH ESP_ENC ESP_AUTH START   xgwctl YAML
 #       (IKE_VERSION v1|v2, P1_MODE main|aggressive, DPD_MSG, PFS, RULES,
@@ -27,9 +31,15 @@ fail() {
   [ -f "$tmp/ss/charon.log" ] && tail -n 30 "$tmp/ss/charon.log" >&2
   exit 1
 }
+XDP_PIN=/sys/fs/bpf/xgw/iklab-$$-$RANDOM
 cleanup() {
   [ -n "$xgwd_pid" ] && kill -TERM "$xgwd_pid" 2>/dev/null && sleep 0.3
   [ -n "$xgwd_pid" ] && kill -KILL "$xgwd_pid" 2>/dev/null || true
+  if [ "${IKE_LAB_XDP:-1}" = 1 ] && [ -f "$tmp/xgwd.yaml" ]; then
+    nsenter --net="/run/netns/$G1" "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" \
+      --detach-all >/dev/null 2>&1 || true
+    rm -rf "$XDP_PIN"
+  fi
   ss_stop_all || true
   declare -F ike_lab_cleanup_peer >/dev/null && ike_lab_cleanup_peer
   esp_lab_down "$P" || true
@@ -38,8 +48,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 esp_lab_up "$P" || fail "topology"
-G1=$ESP_LAB_G1 G2=$ESP_LAB_G2 H1=$ESP_LAB_H1
+G1=$ESP_LAB_G1 G2=$ESP_LAB_G2 H1=$ESP_LAB_H1 H2=$ESP_LAB_H2
 in_g1() { ip netns exec "$G1" "$@"; }
+# nsenter switches only the network namespace, so bpffs pins stay visible
+# (ip netns exec remounts /sys).
+in_g1_net() { nsenter --net="/run/netns/$G1" "$@"; }
 ctl() { in_g1 "$XGWCTL" --state-dir "$tmp/state" "$@"; }
 
 # g2 routes h1's LAN into charon's libipsec TUN by itself (policy routes in
@@ -48,9 +61,36 @@ cat >"$tmp/xgwd.yaml" <<YAML
 metrics: {listen: "127.0.0.1:0"}
 ike: {tun: xgw0, workers: 1}
 YAML
+if [ "${IKE_LAB_XDP:-1}" = 1 ]; then
+  cat >>"$tmp/xgwd.yaml" <<YAML
+dataplane:
+  pin_dir: $XDP_PIN
+  backend: userspace
+  gateways:
+    gw1: {lan_interface: $ESP_LAB_LAN_IF, wan_interface: $ESP_LAB_WAN_IF}
+YAML
+fi
+if [ "${IKE_LAB_XDP:-1}" = 1 ]; then
+  # A frame from a wire carries complete checksums; a veth peer hands over
+  # CHECKSUM_PARTIAL packets that XDP_REDIRECT does not finish. h1
+  # checksums in software, like a host behind a real NIC.
+  ip netns exec "$H1" ethtool -K "$ESP_LAB_HOST_IF" tx off >/dev/null 2>&1 || fail "ethtool -K tx off on h1"
+fi
+# XDP counters of gateway index $1 (default 0): one drop/pass reason,
+# summed over CPUs (indexes: XGW_DROP_REASONS / XGW_PASS_REASONS).
+xdp_reason() {  # drop|pass index [gw_idx]
+  bpftool -j map lookup pinned "$XDP_PIN/xgw_gw_stats" key "${3:-0}" 0 0 0 |
+    jq "[.formatted.values[].value.$1[$2]] | add"
+}
+XDP_DROP_UNKNOWN_SPI=4 XDP_DROP_OVER_TIER=3 XDP_PASS_USERSPACE=6 XDP_PASS_ESP_IN=7
+# One traffic counter (tx_bytes, rx_packets, ...) of the gateway.
+xdp_gw_traffic() {  # field [gw_idx]
+  bpftool -j map lookup pinned "$XDP_PIN/xgw_gw_stats" key "${2:-0}" 0 0 0 |
+    jq "[.formatted.values[].value.traffic.$1] | add"
+}
 start_xgwd() {
   rm -f "$tmp/state/api.addr"
-  in_g1 "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" --api-listen 127.0.0.1:0 \
+  in_g1_net "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" --api-listen 127.0.0.1:0 \
     --log-level debug >>"$tmp/xgwd.log" 2>&1 &
   xgwd_pid=$!
   for _ in $(seq 100); do [ -s "$tmp/state/api.addr" ] && return 0; sleep 0.05; done
@@ -67,7 +107,7 @@ DEFAULT_RULES="      - {source: 10.91.1.0/24, destination: [10.91.2.0/24]}"
 site() {  # name psk ike_enc ike_auth dh esp_enc esp_auth start [extra yaml lines]
   cat <<YAML
 vpn_gateways:
-  - {name: gw1, bandwidth: 100, local_cidr: 10.91.1.0/24, public_ips: ["$ESP_LAB_G1_WAN_IP"]}
+  - {name: gw1, bandwidth: ${BANDWIDTH:-100}, local_cidr: 10.91.1.0/24, public_ips: ["$ESP_LAB_G1_WAN_IP"]}
 customer_gateways:
   - {name: ss, ip: "$ESP_LAB_G2_WAN_IP"}
 vpn_connections:

@@ -83,6 +83,8 @@ Router make_rest_api(control::ControlPlane& cp) {
                                                                          "/v1/customer-gateways");
   collection<&CP::create_connection, &CP::list_connections, &CP::get_connection,
              &CP::update_connection, &CP::delete_connection>(r, cp, "/v1/vpn-connections");
+  r.add("GET", "/v1/dataplane",
+        without_body([&cp](const PathParams&) { return cp.dataplane_status(); }, 200));
   r.add("GET", "/v1/ike-sas",
         without_body([&cp](const PathParams&) { return cp.list_ike_sas(); }, 200));
   return r;

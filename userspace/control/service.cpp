@@ -81,9 +81,25 @@ void ControlPlane::set_connection_overlay(std::function<void(Json&)> f) {
   overlay_ = std::move(f);
 }
 
+void ControlPlane::set_gateway_overlay(std::function<void(Json&)> f) {
+  std::lock_guard lk(mu_);
+  gw_overlay_ = std::move(f);
+}
+
 void ControlPlane::set_sa_provider(std::function<Json()> f) {
   std::lock_guard lk(mu_);
   sa_provider_ = std::move(f);
+}
+
+void ControlPlane::set_dataplane_provider(std::function<Json()> f) {
+  std::lock_guard lk(mu_);
+  dp_provider_ = std::move(f);
+}
+
+ControlPlane::Result ControlPlane::dataplane_status() {
+  std::lock_guard lk(mu_);
+  return Json{{"dataplane", dp_provider_ ? dp_provider_()
+                                         : Json{{"enabled", false}, {"gateways", Json::array()}}}};
 }
 
 ControlPlane::Result ControlPlane::list_ike_sas() {
@@ -156,7 +172,10 @@ ControlPlane::Result ControlPlane::list_gateways() {
   std::lock_guard lk(mu_);
   XGW_TRY_STORE(all, store_.gateways());
   Json out = Json::array();
-  for (const auto& g : *all) out.push_back(to_json(g));
+  for (const auto& g : *all) {
+    out.push_back(to_json(g));
+    if (gw_overlay_) gw_overlay_(out.back());
+  }
   return wrap("vpn_gateways", out);
 }
 
@@ -164,7 +183,9 @@ ControlPlane::Result ControlPlane::get_gateway(const std::string& id) {
   std::lock_guard lk(mu_);
   XGW_TRY_STORE(g, store_.gateway(id));
   if (!*g) return unexpected(not_found("no VPN gateway " + id));
-  return wrap("vpn_gateway", to_json(**g));
+  Json view = to_json(**g);
+  if (gw_overlay_) gw_overlay_(view);
+  return wrap("vpn_gateway", view);
 }
 
 ControlPlane::Result ControlPlane::update_gateway(const std::string& id, const Json& body) {

@@ -37,9 +37,15 @@ class ControlPlane {
   // Adds live state (tunnel status, negotiation status, failure reason) to
   // every connection view the API returns; called under the lock.
   void set_connection_overlay(std::function<void(Json&)> f);
+  // Same for gateway views (why a gateway is in error: status_reason).
+  void set_gateway_overlay(std::function<void(Json&)> f);
   // The live IKE SAs (GET /v1/ike-sas); empty when xgwd runs without IKE.
   void set_sa_provider(std::function<Json()> f);
   Result list_ike_sas();
+  // The XDP data plane's live state (GET /v1/dataplane): per gateway its
+  // interfaces, tier, outcomes and per-tunnel counters.
+  void set_dataplane_provider(std::function<Json()> f);
+  Result dataplane_status();
 
   Result create_gateway(const Json& body);
   Result list_gateways();
@@ -74,7 +80,9 @@ class ControlPlane {
   mutable std::mutex mu_;
   std::function<void(const Change&)> observer_;
   std::function<void(Json&)> overlay_;
+  std::function<void(Json&)> gw_overlay_;
   std::function<Json()> sa_provider_;
+  std::function<Json()> dp_provider_;
 };
 
 }  // namespace xgw::control

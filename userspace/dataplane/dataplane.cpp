@@ -2,11 +2,19 @@
 
 #include <openssl/crypto.h>
 
+#include <cstdio>
+
 namespace xgw::dp {
 
 SaSpec::~SaSpec() {
   if (!encr_key.empty()) OPENSSL_cleanse(encr_key.data(), encr_key.size());
   if (!integ_key.empty()) OPENSSL_cleanse(integ_key.data(), integ_key.size());
+}
+
+std::string spi_hex(uint32_t spi) {
+  char b[12];
+  std::snprintf(b, sizeof b, "%08x", spi);
+  return b;
 }
 
 const char* to_string(Event::Kind k) {
@@ -73,6 +81,29 @@ Expected<void, std::string> validate(const SaSpec& sa) {
     return unexpected(who + "null encryption needs an integrity algorithm");
   if (auto r = validate_mutable(sa); !r) return unexpected(who + r.error());
   return {};
+}
+
+Expected<void, std::string> check_update(const SaSpec& installed, const SaSpec& next) {
+  if (next.dir != installed.dir || next.spi != installed.spi)
+    return unexpected(std::string("an update names the SA by its SPI and direction"));
+  if (next.tunnel_id != installed.tunnel_id || next.encr != installed.encr ||
+      next.integ != installed.integ || next.esn != installed.esn)
+    return unexpected(
+        std::string("an update may change addresses, ports, encapsulation and lifetimes only"));
+  if (next.replay_window != installed.replay_window)
+    return unexpected(std::string("the replay window of an installed SA cannot change"));
+  return validate_mutable(next);
+}
+
+void apply_update(SaSpec& installed, const SaSpec& next) {
+  installed.name = next.name;
+  installed.local = next.local;
+  installed.remote = next.remote;
+  installed.encap = next.encap;
+  installed.local_port = next.local_port;
+  installed.remote_port = next.remote_port;
+  installed.lifetime = next.lifetime;
+  installed.keepalive_seconds = next.keepalive_seconds;
 }
 
 Expected<void, std::string> validate(const PolicySpec& p) {

@@ -38,6 +38,9 @@ struct Lifetime {
 
 struct SaSpec {
   std::string name;  // for logs and status only
+  // The IKE connection (daemon name) the SA was negotiated for. Backends
+  // ignore it; xgwd's XDP bridge maps it to the connection's XDP tunnel.
+  std::string conn;
   uint32_t spi = 0;
   Direction dir = Direction::Out;
   uint32_t tunnel_id = 0;
@@ -64,6 +67,7 @@ struct PolicySpec {
   net::Cidr src, dst;     // outbound direction: local subnet → remote subnet
   uint32_t priority = 0;  // higher wins when relations of different tunnels overlap
   uint32_t tunnel_id = 0;
+  std::string conn;  // the IKE connection (daemon name); see SaSpec::conn
 };
 
 struct SaCounters {
@@ -135,8 +139,10 @@ class Dataplane {
   virtual Expected<uint32_t, std::string> allocate_spi() = 0;
 
   virtual Expected<void, std::string> add_sa(const SaSpec& sa) = 0;
-  // Same SPI and direction; changes addresses, ports and lifetimes (NAT
-  // mapping change, lifetime from a responder); counters and keys stay.
+  // Same SPI and direction; changes what apply_update() copies (NAT
+  // mapping change, lifetime from a responder) after check_update() agreed;
+  // keys in `sa` are ignored (callers have usually wiped them), counters,
+  // keys and replay state stay.
   virtual Expected<void, std::string> update_sa(const SaSpec& sa) = 0;
   virtual Expected<void, std::string> delete_sa(Direction dir, uint32_t spi) = 0;
 
@@ -164,14 +170,25 @@ class Dataplane {
 };
 
 const char* to_string(Event::Kind k);
+// An SPI as logs and status print it: eight hex digits.
+std::string spi_hex(uint32_t spi);
 const char* to_string(Event::Limit l);
 
 // Checks an SaSpec against what the transforms need (key lengths, AEAD
 // without integrity, SPI range, address families); one message per problem.
 Expected<void, std::string> validate(const SaSpec& sa);
 Expected<void, std::string> validate(const PolicySpec& p);
-// The checks on what update_sa may change (addresses, ports, replay window,
-// lifetimes); part of validate(const SaSpec&).
+// The checks on the fields update_sa may change (addresses, ports,
+// encapsulation, lifetimes); part of validate(const SaSpec&).
 Expected<void, std::string> validate_mutable(const SaSpec& sa);
+
+// The one definition of update_sa, shared by every backend: `next` may
+// change the name, addresses, ports, encapsulation, lifetimes and keepalive
+// interval of `installed`. Its keys are ignored; its transforms, ESN,
+// tunnel and replay window must equal the installed SA's (a different
+// replay window or transform is a new SA, negotiated as one).
+Expected<void, std::string> check_update(const SaSpec& installed, const SaSpec& next);
+// Copies exactly the fields check_update() lets change.
+void apply_update(SaSpec& installed, const SaSpec& next);
 
 }  // namespace xgw::dp

@@ -40,23 +40,11 @@ Expected<void, std::string> MockDataplane::add_sa(const SaSpec& sa) {
 // As the real backends: addresses, ports and lifetimes change; transforms,
 // keys and the tunnel stay (the caller need not hold the keys any more).
 Expected<void, std::string> MockDataplane::update_sa(const SaSpec& sa) {
-  if (auto v = validate_mutable(sa); !v) return v;
   std::lock_guard lk(mu_);
   auto it = sas_.find({sa.dir, sa.spi});
   if (it == sas_.end()) return unexpected("no SA with SPI " + std::to_string(sa.spi));
-  SaSpec& cur = it->second;
-  if (sa.tunnel_id != cur.tunnel_id || sa.encr != cur.encr || sa.integ != cur.integ ||
-      sa.esn != cur.esn)
-    return unexpected(std::string("an update may change addresses, ports and lifetimes only"));
-  cur.name = sa.name;
-  cur.local = sa.local;
-  cur.remote = sa.remote;
-  cur.encap = sa.encap;
-  cur.local_port = sa.local_port;
-  cur.remote_port = sa.remote_port;
-  cur.lifetime = sa.lifetime;
-  cur.keepalive_seconds = sa.keepalive_seconds;
-  cur.replay_window = sa.replay_window;
+  if (auto r = check_update(it->second, sa); !r) return r;
+  apply_update(it->second, sa);
   return {};
 }
 

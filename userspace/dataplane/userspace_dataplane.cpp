@@ -1521,24 +1521,14 @@ Expected<void, std::string> UserspaceDataplane::update_sa(const SaSpec& spec) {
   auto it = table.find(spec.spi);
   if (it == table.end()) return unexpected("no SA with SPI " + std::to_string(spec.spi));
   SaSpec& cur = it->second->spec;
-  if (spec.tunnel_id != cur.tunnel_id || spec.encr != cur.encr || spec.integ != cur.integ ||
-      spec.esn != cur.esn)
-    return unexpected(std::string("an update may change addresses, ports and lifetimes only"));
-  if (auto r = validate_mutable(spec); !r) return r;
+  if (auto r = check_update(cur, spec); !r) return r;
   if (spec.encap == Encap::Udp && spec.dir == Direction::In &&
       spec.local_port != impl_->opts.udp_port)
     return unexpected("inbound UDP-encapsulated SA on port " + std::to_string(spec.local_port) +
                       ", but the data path listens on " + std::to_string(impl_->opts.udp_port));
   if (spec.encap == Encap::None && !impl_->opts.raw_esp)
     return unexpected(std::string("raw ESP is disabled on this data path"));
-  cur.name = spec.name;
-  cur.local = spec.local;
-  cur.remote = spec.remote;
-  cur.encap = spec.encap;
-  cur.local_port = spec.local_port;
-  cur.remote_port = spec.remote_port;
-  cur.lifetime = spec.lifetime;
-  cur.keepalive_seconds = spec.keepalive_seconds;
+  apply_update(cur, spec);
   impl_->publish_locked();
   return {};
 }

@@ -1014,34 +1014,26 @@ Expected<void, std::string> XfrmDataplane::add_sa(const SaSpec& sa) {
 }
 
 Expected<void, std::string> XfrmDataplane::update_sa(const SaSpec& in) {
-  if (auto v = validate(in); !v) return v;
   std::lock_guard lk(impl_->mu);
   auto it = impl_->sas.find({in.dir, in.spi});
   if (it == impl_->sas.end() || it->second.gone)
     return unexpected("no SA with SPI " + hex32(in.spi));
   Impl::SaEntry& e = it->second;
-  // Keys and transforms stay (the interface's contract); the rest comes
-  // from the caller.
+  // The interface's one contract (dataplane.h): keys and transforms stay,
+  // taken from the SA as installed; `in` may carry them wiped.
+  if (auto r = check_update(e.spec, in); !r) return r;
   SaSpec sa = e.spec;
-  sa.name = in.name;
-  sa.local = in.local;
-  sa.remote = in.remote;
-  sa.encap = in.encap;
-  sa.local_port = in.local_port;
-  sa.remote_port = in.remote_port;
-  sa.replay_window = in.replay_window;
-  sa.lifetime = in.lifetime;
-  sa.keepalive_seconds = in.keepalive_seconds;
+  apply_update(sa, in);
   const SaSpec& old = e.spec;
   const bool same_key = old.local == sa.local && old.remote == sa.remote;
-  const bool same_shape = old.encap == sa.encap && old.replay_window == sa.replay_window;
+  const bool same_shape = old.encap == sa.encap;
   if (same_key && same_shape) {
     // XFRM_MSG_UPDSA changes encapsulation ports and lifetimes in place
     // (xfrm_state_update), keeping counters and replay state.
     if (auto r = impl_->install_sa(XFRM_MSG_UPDSA, sa, nullptr); !r) return r;
   } else {
-    // Addresses (the SA's key), encapsulation type or the replay window
-    // cannot change in place: read the state, replace it and carry the
+    // Addresses (the SA's key) or the encapsulation type cannot change in
+    // place: read the state, replace it and carry the
     // counters (XFRMA_LTIME_VAL) and sequence numbers over. Packets in
     // flight during the swap are dropped.
     auto k = impl_->get_sa(old);

@@ -142,7 +142,7 @@ Expected<void, std::string> Daemon::upsert(const ConnConfig& cfg) {
   c.st.name = cfg.name;
   c.st.state = "down";
   c.plans = I.make_plans(cfg);
-  for (auto& p : c.plans) I.install_policies(p);
+  for (auto& p : c.plans) I.install_policies(p, cfg.name);
   auto [pos, _] = I.conns.emplace(cfg.name, std::move(c));
   log::info("ike.conn_added", {{"conn", cfg.name},
                                {"local", cfg.local.str()},

@@ -66,11 +66,7 @@ inline std::string hex_spi(uint64_t v) {
   snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
   return b;
 }
-inline std::string hex32(uint32_t v) {
-  char b[12];
-  snprintf(b, sizeof b, "%08x", v);
-  return b;
-}
+inline std::string hex32(uint32_t v) { return dp::spi_hex(v); }
 
 // §2.23: SHA-1(SPIi | SPIr | IP | Port).
 inline Bytes nat_hash(uint64_t spi_i, uint64_t spi_r, const dp::Endpoint& e) {
@@ -553,7 +549,7 @@ struct Daemon::Impl {
   }
 
   // ---- policies
-  void install_policies(Plan& p) {
+  void install_policies(Plan& p, const std::string& conn) {
     for (uint32_t id : p.policy_ids) (void)dp.delete_policy(id);
     p.policy_ids.clear();
     for (const auto& l : p.local)
@@ -565,6 +561,7 @@ struct Daemon::Impl {
         ps.dst = r;
         ps.priority = l.len + r.len;  // the more specific relation wins
         ps.tunnel_id = p.tunnel_id;
+        ps.conn = conn;
         if (auto r2 = dp.add_policy(ps); !r2)
           log::error("ike.policy_failed", {{"plan", p.name}, {"error", r2.error()}});
         else
@@ -594,6 +591,7 @@ struct Daemon::Impl {
   dp::SaSpec sa_spec(const IkeSa& sa, const Child& ch, dp::Direction dir, const Conn& c) {
     dp::SaSpec s;
     s.name = c.cfg.name + "/" + ch.name;
+    s.conn = c.cfg.name;
     s.dir = dir;
     s.spi = dir == dp::Direction::In ? ch.spi_in : ch.spi_out;
     s.tunnel_id = ch.tunnel_id;
@@ -1203,7 +1201,7 @@ struct Daemon::Impl {
             {"split", rest.size()}});
     plan.local = got.local;
     plan.remote = got.remote;
-    install_policies(plan);
+    install_policies(plan, c.cfg.name);
     const std::string base = plan.name;
     for (size_t i = 0; i < rest.size(); ++i) {
       Plan np;
@@ -1211,7 +1209,7 @@ struct Daemon::Impl {
       np.local = {rest[i].first};
       np.remote = {rest[i].second};
       np.tunnel_id = next_tunnel++;
-      install_policies(np);
+      install_policies(np, c.cfg.name);
       c.plans.push_back(std::move(np));
       sa.queue.push_back(Task{TaskKind::ChildCreate, c.plans.back().tunnel_id, 0, {}});
     }

@@ -88,7 +88,7 @@ std::optional<std::string> validate_apply_doc(const Json& doc) {
         return where + ".name is required (objects are matched by name)";
       const std::string name = o["name"];
       if (!names.insert(name).second) return where + ": the name '" + name + "' appears twice";
-      for (const char* ro : {"id", "status", "created_at", "updated_at"}) {
+      for (const char* ro : {"id", "status", "status_reason", "created_at", "updated_at"}) {
         if (o.contains(ro)) return where + "." + ro + " is read-only; remove it from the file";
       }
       if (s.resource != &kConnection) continue;

@@ -476,6 +476,21 @@ int main(int argc, char** argv) {
         };
       });
 
+  app.add_subcommand("dataplane",
+                     "show the XDP data plane: interfaces, tier, outcomes and tunnel counters")
+      ->callback([&] {
+        action = [&] {
+          auto api = connect(g);
+          Json r = ok(api->call("GET", "/v1/dataplane", nullptr));
+          const Json d = r.value("dataplane", Json::object());
+          if (g.json)
+            print_json(Json{{"dataplane", d}});
+          else
+            std::cout << format_dataplane(d);
+          return 0;
+        };
+      });
+
   app.add_subcommand("version", "print xgwctl's version")->callback([&] {
     action = [] {
       std::cout << "xgwctl " << XGW_VERSION << "\n";

@@ -200,4 +200,42 @@ std::string format_sas(const Json& sas) {
   return o.str();
 }
 
+std::string format_dataplane(const Json& d) {
+  std::ostringstream o;
+  if (!d.value("enabled", false))
+    return "the XDP data plane is not enabled (no dataplane: section)\n";
+  o << "backend " << d.value("backend", "") << ", pins " << d.value("pin_dir", "") << ", "
+    << d.value("inbound_sas", 0) << " inbound SAs, " << d.value("acquires", 0) << " acquires\n";
+  auto traffic = [](const Json& t) {
+    std::ostringstream s;
+    s << "tx " << t.value("tx_packets", 0) << " pkts " << t.value("tx_bytes", 0) << " B, rx "
+      << t.value("rx_packets", 0) << " pkts " << t.value("rx_bytes", 0) << " B";
+    return s.str();
+  };
+  for (const auto& g : d.value("gateways", Json::array())) {
+    const uint64_t tier = g.value("tier_bps", uint64_t{0});
+    o << g.value("name", g.value("id", "")) << ": " << g.value("status", "")
+      << (g.contains("status_reason") ? " (" + g.value("status_reason", "") + ")" : "") << ", tier "
+      << (tier ? std::to_string(tier / 1000000) + " Mbit/s each way" : "none") << "\n";
+    for (const auto& i : g.value("interfaces", Json::array()))
+      o << "  " << i.value("role", "") << " " << i.value("name", "")
+        << (i.value("attached", false) ? ", xgw program attached" : ", NOT attached") << "\n";
+    if (g.contains("traffic")) o << "  traffic " << traffic(g["traffic"]) << "\n";
+    for (const char* kind : {"drops", "passes"}) {
+      std::string line;
+      for (const auto& [k, v] : g.value(kind, Json::object()).items())
+        if (v.get<uint64_t>() > 0) line += (line.empty() ? "" : ", ") + k + " " + v.dump();
+      o << "  " << kind << " " << (line.empty() ? "none" : line) << "\n";
+    }
+    for (const auto& t : g.value("tunnels", Json::array())) {
+      o << "  " << t.value("connection", "") << (t.value("tunnel", 0) ? "/standby" : "")
+        << ": tunnel " << t.value("index", 0) << ", "
+        << (t.value("sa_ready", false) ? "SA ready, out " + t.value("out_spi", "") : "no SA");
+      if (t.contains("traffic")) o << ", " << traffic(t["traffic"]);
+      o << "\n";
+    }
+  }
+  return o.str();
+}
+
 }  // namespace xgw::ctl

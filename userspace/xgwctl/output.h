@@ -28,6 +28,10 @@ std::string format_show(const Json& obj, const NameIndex& names);
 // `xgwctl list-sas`: IKE SAs and their CHILD_SAs in swanctl --list-sas style.
 std::string format_sas(const Json& ike_sas);
 
+// `xgwctl dataplane`: per gateway its XDP interfaces, tier, traffic,
+// non-zero outcomes, and each tunnel's SA state and counters.
+std::string format_dataplane(const Json& dataplane);
+
 // The compact SPD summary used in tables, in --rule syntax: "SRC=DST1,DST2; ...".
 std::string rules_summary(const Json& conn);
 

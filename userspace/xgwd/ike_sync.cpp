@@ -224,9 +224,27 @@ Expected<void, std::string> IkeSync::sync() {
     loaded_[name] = k;
   }
   names_by_id_ = std::move(names);
+  tunnel_by_name_.clear();
+  for (const auto& [id, v] : names_by_id_)
+    for (const auto& n : v)
+      tunnel_by_name_[n] = {id, n.ends_with("/standby") ? 1 : 0};  // tunnel_conn_name()
   rt_.kick();
   if (!errors.empty()) return unexpected(errors);
   return {};
+}
+
+std::optional<std::pair<std::string, size_t>> IkeSync::tunnel_of(const std::string& name) const {
+  auto it = tunnel_by_name_.find(name);
+  if (it == tunnel_by_name_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> IkeSync::daemon_name(const std::string& conn_id, size_t tunnel) const {
+  auto it = names_by_id_.find(conn_id);
+  if (it == names_by_id_.end()) return std::nullopt;
+  for (const auto& n : it->second)
+    if (tunnel_by_name_.at(n).second == tunnel) return n;
+  return std::nullopt;
 }
 
 void IkeSync::overlay(Json& view) const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -36,6 +37,10 @@ class IkeSync {
   IkeSync(store::Store& store, ike::Runtime& rt, dp::Dataplane& dp, IkeConfig settings);
 
   Expected<void, std::string> sync();
+  // The connection id and tunnel number (0 master, 1 standby) behind a
+  // daemon connection name, and back; from the last sync.
+  std::optional<std::pair<std::string, size_t>> tunnel_of(const std::string& name) const;
+  std::optional<std::string> daemon_name(const std::string& conn_id, size_t tunnel) const;
   // Adds live status to an API connection view (the JSON of one connection).
   void overlay(control::Json& view) const;
   // Every IKE SA with its CHILD_SAs, as GET /v1/ike-sas returns them.
@@ -53,6 +58,7 @@ class IkeSync {
   IkeConfig settings_;
   std::map<std::string, ike::ConnConfig> loaded_;  // daemon name -> config
   std::map<std::string, std::vector<std::string>> names_by_id_;
+  std::map<std::string, std::pair<std::string, size_t>> tunnel_by_name_;
   std::set<std::string> routes_;
   std::set<std::string> warned_;
   struct Labels {

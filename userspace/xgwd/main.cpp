@@ -21,13 +21,14 @@
 #include "api/rest_api.h"
 #include "common/log.h"
 #include "control/service.h"
-#include "store/store.h"
-#include "xgwd/config.h"
-#include "xgwd/ike_sync.h"
 #include "dataplane/userspace_dataplane.h"
 #include "ike/runtime.h"
+#include "store/store.h"
+#include "xgwd/config.h"
 #include "xgwd/dataplane_factory.h"
+#include "xgwd/ike_sync.h"
 #include "xgwd/topology.h"
+#include "xgwd/xdp_sa_bridge.h"
 #include "xgwd/xdp_sync.h"
 
 namespace {
@@ -159,10 +160,14 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   control::ControlPlane cp(**store, cfg->quotas);
 
-  // The reconciler: turns committed changes into running state. Today a
-  // gateway has no data plane to provision, so activation is immediate;
-  // it runs after the API reply, as provisioning will.
-  auto activate = [&cp](const std::string& id) {
+  // The reconciler: turns committed changes into running state. A gateway
+  // the XDP data plane serves is running only once its programs are
+  // attached and its maps programmed (after each data-plane sync, below);
+  // any other gateway has nothing to provision and runs at once. It runs
+  // after the API reply, as provisioning does.
+  std::unique_ptr<xgwd::XdpSync> xdp;
+  auto activate = [&cp, &xdp](const std::string& id) {
+    if (xdp) return;  // settle_gateways decides, after the data-plane sync
     auto r = cp.set_gateway_status(id, "running");
     if (r)
       log::info("gateway.running", {{"gateway", id}});
@@ -173,11 +178,34 @@ int main(int argc, char** argv) {
     for (const auto& g : *gws)
       if (g.status == "pending") boost::asio::post(io, [activate, id = g.id] { activate(id); });
   }
+  // After a data-plane sync: each configured gateway is running or in
+  // error, with the reason in its views (status_reason).
+  auto settle_gateways = [&cp, &xdp, &store] {
+    auto gws = (*store)->gateways();
+    if (!gws || !xdp) return;
+    for (const auto& g : *gws) {
+      // A gateway the data plane does not serve has nothing to attach.
+      auto p = xdp->gateway_problems().find(g.id);
+      const std::string want = p == xdp->gateway_problems().end() ? "running" : "error";
+      if (g.status == want) continue;
+      if (auto r = cp.set_gateway_status(g.id, want); !r) {
+        log::error("gateway.status_failed", {{"gateway", g.id}, {"error", r.error().message}});
+        continue;
+      }
+      if (want == "running")
+        log::info("gateway.running", {{"gateway", g.id}});
+      else
+        log::error("gateway.error", {{"gateway", g.id}, {"reason", p->second}});
+    }
+  };
 
   // The XDP data plane, when configured: programmed from the store at
   // start and after every committed change (coalesced), events polled.
   std::optional<loader::XdpDataplane> dp;
-  std::unique_ptr<xgwd::XdpSync> xdp;
+  // The IKE daemon's SAs mirrored into the XDP maps (with both sections).
+  std::unique_ptr<xgwd::XdpSaBridge> sa_bridge;
+  std::function<void(const std::string&, size_t, const net::IpAddr&, const net::IpAddr&)>
+      on_acquire;
   bool sync_queued = false;
   boost::asio::steady_timer event_timer(io);
   std::function<void()> schedule_sync = [] {};
@@ -200,6 +228,12 @@ int main(int argc, char** argv) {
     }
     dp.emplace(std::move(*opened));
     xdp = std::make_unique<xgwd::XdpSync>(**store, *dp, cfg->dataplane);
+    cp.set_gateway_overlay([&xdp](control::Json& v) {
+      if (!v.contains("id")) return;
+      auto p = xdp->gateway_problems().find(v["id"].get<std::string>());
+      if (p != xdp->gateway_problems().end()) v["status_reason"] = p->second;
+    });
+    cp.set_dataplane_provider([&xdp] { return xdp->status_json(); });
     log::info("dataplane.loaded", {{"pin_dir", cfg->dataplane.pin_dir},
                                    {"tier", cfg->dataplane.tier_percpu ? "percpu" : "shared"},
                                    {"backend", cfg->dataplane.backend}});
@@ -209,13 +243,15 @@ int main(int argc, char** argv) {
       boost::asio::post(io, [&] {
         sync_queued = false;
         (void)xdp->sync();  // problems are logged one by one
+        if (sa_bridge) sa_bridge->reconcile();
+        settle_gateways();
       });
     };
     schedule_sync();
     tick = [&](const boost::system::error_code& e) {
       if (e) return;
-      xdp->poll_events();
-      event_timer.expires_after(std::chrono::milliseconds(250));
+      xdp->poll_events(on_acquire);
+      event_timer.expires_after(std::chrono::milliseconds(100));
       event_timer.async_wait(tick);
     };
     event_timer.expires_after(std::chrono::milliseconds(250));
@@ -235,9 +271,30 @@ int main(int argc, char** argv) {
       return 1;
     }
     esp_dp = std::move(*created);
+    dp::Dataplane* ike_dp = esp_dp.get();
+    const bool userspace_backend = esp_dp->capabilities().backend == "userspace";
+    if (xdp) {
+      // One packet path: the SAs IKE installs drive the XDP programs. A
+      // restarted xgwd holds no SA yet: SPIs a previous run left in the
+      // pinned map are dropped until negotiated again.
+      if (auto n = dp->clear_sas(); !n)
+        log::warn("dataplane.clear_sas", {{"error", n.error().message()}});
+      else if (*n)
+        log::info("dataplane.stale_sas_cleared", {{"count", *n}});
+      sa_bridge = std::make_unique<xgwd::XdpSaBridge>(
+          *esp_dp, *xdp, [&](const std::string& name) -> std::optional<xgwd::XdpTunnelRef> {
+            if (!ike_sync) return std::nullopt;
+            auto t = ike_sync->tunnel_of(name);
+            if (!t) return std::nullopt;
+            return xdp->tunnel_ref(t->first, t->second);
+          });
+      ike_dp = sa_bridge.get();
+      if (userspace_backend) xdp->set_userspace_device(cfg->ike.tun, cfg->ike.mtu);
+      schedule_sync();
+    }
     ike::RuntimeOptions ro;
     ro.port = cfg->ike.port;
-    auto rt = ike::Runtime::create(io, *esp_dp, ro);
+    auto rt = ike::Runtime::create(io, *ike_dp, ro);
     if (!rt) {
       log::error("ike.start", {{"error", rt.error()}});
       return 1;
@@ -251,7 +308,27 @@ int main(int argc, char** argv) {
     ike_sync = std::make_unique<xgwd::IkeSync>(**store, *ike_rt, *esp_dp, ikc);
     cp.set_connection_overlay([&ike_sync](control::Json& v) { ike_sync->overlay(v); });
     cp.set_sa_provider([&ike_sync] { return ike_sync->sas_json(); });
-    boost::asio::post(io, [&ike_sync] { (void)ike_sync->sync(); });
+    boost::asio::post(io, [&ike_sync, &sa_bridge] {
+      (void)ike_sync->sync();
+      if (sa_bridge) sa_bridge->reconcile();
+    });
+    if (sa_bridge) {
+      // XDP saw traffic on a relation without an SA: the daemon negotiates
+      // the CHILD_SA of the policy that matches (rate-limited per relation).
+      on_acquire = [&](const std::string& conn_id, size_t tunnel, const net::IpAddr& src,
+                       const net::IpAddr& dst) {
+        auto name = ike_sync->daemon_name(conn_id, tunnel);
+        if (!name) return;
+        const uint64_t now_ms =
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count());
+        auto ev = sa_bridge->acquire(*name, src, dst, now_ms);
+        if (!ev) return;
+        ike_rt->daemon().on_event(*ev);
+        ike_rt->kick();
+      };
+    }
     if (auto* u = dynamic_cast<dp::UserspaceDataplane*>(esp_dp.get()))
       log::info("ike.started", {{"port", cfg->ike.port},
                                 {"backend", chosen},
@@ -306,7 +383,8 @@ int main(int argc, char** argv) {
   };
   boost::asio::post(io, refresh_metrics);
 
-  cp.set_observer([&io, activate, &schedule_sync, &refresh_metrics, &ike_sync](const control::Change& c) {
+  cp.set_observer([&io, activate, &schedule_sync, &refresh_metrics, &ike_sync,
+                   &sa_bridge](const control::Change& c) {
     log::info("control.change",
               {{"kind", c.kind == control::Change::Kind::Gateway           ? "vpn_gateway"
                         : c.kind == control::Change::Kind::CustomerGateway ? "customer_gateway"
@@ -318,9 +396,10 @@ int main(int argc, char** argv) {
     if (c.kind == control::Change::Kind::Gateway && c.op == control::Change::Op::Created) {
       boost::asio::post(io, [activate, id = c.id] { activate(id); });
     }
-    boost::asio::post(io, [&io, &schedule_sync, &refresh_metrics, &ike_sync] {
+    boost::asio::post(io, [&io, &schedule_sync, &refresh_metrics, &ike_sync, &sa_bridge] {
       schedule_sync();
       if (ike_sync) (void)ike_sync->sync();  // problems are logged per connection
+      if (sa_bridge) sa_bridge->reconcile();
       // Runs after the sync just queued, so new data-plane indexes show.
       boost::asio::post(io, refresh_metrics);
     });
