@@ -47,7 +47,7 @@
 #include <vector>
 
 #include "common/log.h"
-#include "dataplane/mock_dataplane.h"
+#include "mock_dataplane.h"
 #include "ike/runtime.h"
 
 namespace {

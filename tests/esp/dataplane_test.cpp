@@ -7,7 +7,7 @@
 #include <set>
 #include <string>
 
-#include "dataplane/mock_dataplane.h"
+#include "mock_dataplane.h"
 
 namespace xgw::dp {
 namespace {

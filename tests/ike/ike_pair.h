@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "dataplane/mock_dataplane.h"
+#include "mock_dataplane.h"
 #include "ike/daemon.h"
 
 namespace xgw::ike::test {

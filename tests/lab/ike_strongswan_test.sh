@@ -150,7 +150,22 @@ PY
   unknown2=$(xdp_reason drop $XDP_DROP_UNKNOWN_SPI)
   [ $((unknown2 - unknown1)) -ge 100 ] || fail "xdp: $((unknown2 - unknown1)) of 100 forged ESP packets counted as unknown_spi"
   ping_h2 3 || fail "xdp: ping after the forged packets"
-  echo "ok   - one packet path: $((us1 - us0)) LAN packets to the ESP engine and $((esp1 - esp0)) ESP admitted by XDP, iperf3 $mbit Mbit/s, 0 unknown_spi for negotiated SPIs, $((unknown2 - unknown1)) forged dropped"
+  # The tunnel's XDP counters and its ESP counters agree, both in /metrics
+  # (the IKE snapshot is published once a second).
+  sleep 1.5
+  in_g1 curl -s --max-time 5 "http://$(cat "$tmp/state/metrics.addr")/metrics" >"$tmp/metrics-xdp.txt" ||
+    fail "xdp: no /metrics"
+  metric() { awk -v m="$1" '$1 ~ "^"m"\\{" && $1 ~ /connection="xdp"/ { print $2 }' "$tmp/metrics-xdp.txt"; }
+  agree=""
+  for dir in transmit receive; do
+    x=$(metric "xgw_tunnel_${dir}_packets_total")
+    e=$(metric "xgw_tunnel_esp_${dir}_packets_total")
+    [ -n "$x" ] && [ -n "$e" ] || fail "xdp: /metrics lacks the XDP or ESP $dir packets of the tunnel"
+    awk -v x="$x" -v e="$e" 'BEGIN { d = x - e; if (d < 0) d = -d; exit !(e > 0 && d <= e * 0.01) }' ||
+      fail "xdp: $dir packets: XDP counted $x, ESP $e (more than 1 % apart)"
+    agree+=" $dir XDP $x / ESP $e;"
+  done
+  echo "ok   - one packet path: $((us1 - us0)) LAN packets to the ESP engine and $((esp1 - esp0)) ESP admitted by XDP, iperf3 $mbit Mbit/s, 0 unknown_spi for negotiated SPIs, $((unknown2 - unknown1)) forged dropped; packets$agree"
   reset_conns xdp
   ran=$((ran + 1))
 fi

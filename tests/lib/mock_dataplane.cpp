@@ -1,4 +1,4 @@
-#include "dataplane/mock_dataplane.h"
+#include "mock_dataplane.h"
 
 namespace xgw::dp {
 
