@@ -28,6 +28,16 @@ enum xgw_parse_result {
   XGW_PARSE_MALFORMED, /* lengths or version fields that cannot be */
 };
 
+/* A 16-bit length field as a value the verifier knows is 0..65535. Older
+ * verifiers (Debian 12's 6.1) lose the bounds of a byte-swapped value and
+ * refuse to add it to a packet pointer, so the range is checked explicitly;
+ * the empty asm keeps clang from folding that check away. */
+static __always_inline __u32 xgw_be16(const __be16* field) {
+  __u32 v = bpf_ntohs(*field);
+  asm volatile("" : "+r"(v));
+  return v;
+}
+
 struct xgw_pkt {
   __u32 family; /* 4 or 6 */
   __u8 proto;   /* transport protocol (after a v6 fragment header) */
@@ -62,8 +72,8 @@ static __always_inline int xgw_parse(struct xdp_md* ctx, struct xgw_pkt* p) {
     if ((void*)(ip + 1) > data_end) return XGW_PARSE_TRUNCATED;
     if (ip->version != 4 || ip->ihl < 5) return XGW_PARSE_MALFORMED;
     const __u32 hlen = ip->ihl * 4;
-    const __u32 tot = bpf_ntohs(ip->tot_len);
-    if (tot < hlen) return XGW_PARSE_MALFORMED;
+    const __u32 tot = xgw_be16(&ip->tot_len);
+    if (tot > 0xffff || tot < hlen) return XGW_PARSE_MALFORMED;
     if ((void*)ip + hlen > data_end) return XGW_PARSE_TRUNCATED;
     if ((void*)ip + tot > data_end) return XGW_PARSE_TRUNCATED;
     p->family = 4;
@@ -80,7 +90,9 @@ static __always_inline int xgw_parse(struct xdp_md* ctx, struct xgw_pkt* p) {
     struct ipv6hdr* ip6 = l3;
     if ((void*)(ip6 + 1) > data_end) return XGW_PARSE_TRUNCATED;
     if (ip6->version != 6) return XGW_PARSE_MALFORMED;
-    const __u32 tot = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+    const __u32 plen = xgw_be16(&ip6->payload_len);
+    if (plen > 0xffff) return XGW_PARSE_MALFORMED;
+    const __u32 tot = sizeof(*ip6) + plen;
     if ((void*)ip6 + tot > data_end) return XGW_PARSE_TRUNCATED;
     p->family = 6;
     p->proto = ip6->nexthdr;

@@ -8,8 +8,15 @@
 #   h1 ---- gw (host netns) ==== tap0 ==== eth0  VM  lan0 ---- leaf (VM netns)
 #  10.91.1.2  10.91.1.1 192.0.2.1         192.0.2.2 10.91.2.1    10.91.2.2
 #             xgwd, ike: userspace         xgwd, ike: {backend: xfrm}
-#             (TAP xgw0, routes)           (no XDP, no routes: a route to the
-#                                           far LAN via the WAN, XFRM policies)
+#             (TAP xgw0, routes)           (no routes: a route to the far LAN
+#             XDP on lan0 and tap0         via the WAN, XFRM policies)
+#                                          XDP on lan0 and eth0
+# Both xgwds run as the product does, with the XDP data plane attached: the
+# host's hands matched plaintext to the userspace ESP engine, the VM's
+# passes it to the kernel's XFRM after tier and counters; each admits only
+# the SPIs its IKE negotiated (`xgwctl dataplane` on both sides is checked
+# after the pings: programs attached, tunnel SA-ready, packets counted both
+# ways, no unknown SPIs).
 #
 # Cases (IKE aes128-sha256-modp2048, PSK, DPD on, both):
 # 1. gcm, the host initiating (start_immediately), the VM answering: ESP
@@ -77,6 +84,7 @@ done
 prefix=h9vi$$
 gw=${prefix}gw h1=${prefix}h1
 tmp=$(mktemp -d)
+pin=/sys/fs/bpf/xgw/$prefix
 xgwd_pid=
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
@@ -86,6 +94,10 @@ cleanup() {
     kill -TERM "$xgwd_pid" 2>/dev/null
     wait "$xgwd_pid" 2>/dev/null
   fi
+  [ -f "$tmp/xgwd.yaml" ] && [ -e "/run/netns/$gw" ] &&
+    nsenter --net="/run/netns/$gw" "$xgwd_bin" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" \
+      --detach-all >/dev/null 2>&1
+  rm -rf "$pin"
   for ns in "$gw" "$h1"; do
     [ -e "/run/netns/$ns" ] || continue
     nspids=$(ip netns pids "$ns" 2>/dev/null)
@@ -148,8 +160,17 @@ rekey=${XGW_VM_IKE_REKEY:-1}
 vm_gcm_life=3600 host_cbc_life=3600
 [ "$rekey" = 1 ] && vm_gcm_life=30 host_cbc_life=30
 mkdir -p "$tmp/files/xgw/cfg"
-# The VM's xgwd: IKE into the kernel's XFRM, no XDP data plane, no metrics.
-printf 'metrics: {listen: "off"}\nike: {backend: xfrm}\n' >"$tmp/files/xgw/cfg/xgwd.yaml"
+# The VM's xgwd: IKE into the kernel's XFRM and the XDP data plane on the
+# VM's LAN and WAN, no metrics.
+cat >"$tmp/files/xgw/cfg/xgwd.yaml" <<YAML
+metrics: {listen: "off"}
+ike: {backend: xfrm}
+dataplane:
+  pin_dir: /sys/fs/bpf/xgw/vm
+  backend: xfrm
+  gateways:
+    gw-vm: {lan_interface: lan0, wan_interface: eth0}
+YAML
 # gcm: the host initiates, the VM's CHILD_SA lifetime is short (it rekeys).
 # cbc: the host (raw_esp false) initiates and claims a NAT.
 vm_site gcm false aes-128-gcm-16 none "$vm_gcm_life" >"$tmp/files/xgw/cfg/gcm.yaml"
@@ -161,6 +182,10 @@ vm_overlay "$tmp/overlay.cpio" "$tmp/files" "$xgwd_bin" "$xgwctl_bin" || abort "
 # ---- host side ------------------------------------------------------------------
 vm_lab_host "$gw" "$h1" || abort "host namespaces"
 
+# XDP redirects h1's frames into the ESP engine as they are: a veth peer
+# leaves TCP checksums partial, a real NIC's frames carry complete ones.
+ip netns exec "$h1" ethtool -K eth0 tx off >/dev/null 2>&1 || abort "ethtool -K tx off on h1"
+
 # ---- boot -------------------------------------------------------------------------
 vm_boot "$gw" "$kdir" "$tmp/overlay.cpio" "$tmp/console.log" || abort "VM boot"
 echo "VM ready after $VM_BOOT_SECONDS s"
@@ -169,8 +194,9 @@ expect_ok "VM network: WAN, leaf namespace, forwarding, a route to the far LAN" 
 
 # ---- the two xgwds ----------------------------------------------------------------
 t0=$SECONDS
-expect_ok "VM xgwd starts with ike.backend xfrm (state dir in tmpfs)" vm_cmd -t 60 "
+expect_ok "VM xgwd starts with ike.backend xfrm and XDP (state dir in tmpfs)" vm_cmd -t 60 "
 mkdir -p /run/xgw
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 /xgw/bin/xgwd --config /xgw/cfg/xgwd.yaml --state-dir /run/xgw --api-listen 127.0.0.1:0 \
   --log-level debug >/tmp/xgwd.log 2>&1 &
 echo \$! > /tmp/xgwd.pid
@@ -192,10 +218,18 @@ start_host() {
     wait "$xgwd_pid" 2>/dev/null
     xgwd_pid=
   fi
-  printf 'metrics: {listen: "off"}\nike: {tun: xgw0, workers: 1, raw_esp: %s}\n' "$1" \
-    >"$tmp/xgwd.yaml"
+  cat >"$tmp/xgwd.yaml" <<YAML
+metrics: {listen: "off"}
+ike: {tun: xgw0, workers: 1, raw_esp: $1}
+dataplane:
+  pin_dir: $pin
+  backend: userspace
+  gateways:
+    gw-host: {lan_interface: lan0, wan_interface: tap0}
+YAML
   rm -f "$tmp/state/api.addr"
-  ip netns exec "$gw" "$xgwd_bin" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" \
+  # nsenter: the network namespace only, so the bpffs pins stay visible.
+  nsenter --net="/run/netns/$gw" "$xgwd_bin" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" \
     --api-listen 127.0.0.1:0 --log-level debug >>"$tmp/xgwd.log" 2>&1 &
   xgwd_pid=$!
   for _ in $(seq 100); do
@@ -450,6 +484,36 @@ expect_eq "$name: VM list-sas packets = kernel's (in/out)" \
   "$(get "$tmp/s2" "$v_in.packets")/$(get "$tmp/s2" "$v_out.packets")"
 expect_eq "$name: VM inbound SA: replay/ICV failures" \
   "$(get "$tmp/s2" "$v_in.replay")/$(get "$tmp/s2" "$v_in.failed")" 0/0
+# The XDP data plane on both sides carried those packets.
+# dp_summary JSON: status, attached interfaces, the tunnel's readiness,
+# outcomes and traffic as "key=value ..." for the checks below.
+dp_summary() {
+  jq -r '.dataplane.gateways[0] |
+    "status=\(.status) attached=\([.interfaces[] | select(.attached)] | length)" +
+    " ready=\(.tunnels[0].sa_ready) xfrm=\(.passes.xfrm) userspace=\(.passes.userspace)" +
+    " esp_in=\(.passes.esp_in) unknown_spi=\(.drops.unknown_spi)" +
+    " tx=\(.tunnels[0].traffic.tx_packets) rx=\(.tunnels[0].traffic.rx_packets)"'
+}
+kv() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
+hdp=$(hctl --json dataplane | dp_summary)
+vctl --json dataplane || true
+vdp=$(dp_summary <<<"$VM_OUT")
+echo "     (host XDP: $hdp)"
+echo "     (VM XDP:   $vdp)"
+for side in host vm; do
+  s=$hdp
+  [ $side = vm ] && s=$vdp
+  expect_eq "$name: $side gateway running, LAN and WAN programs attached, tunnel SA-ready" \
+    "$(kv "$s" status) $(kv "$s" attached) $(kv "$s" ready)" "running 2 true"
+  expect_eq "$name: $side XDP dropped no negotiated ESP as unknown_spi" "$(kv "$s" unknown_spi)" 0
+  check "$name: $side XDP admitted the peer's ESP ($(kv "$s" esp_in) packets)" test "$(kv "$s" esp_in)" -ge 10
+  check "$name: $side tunnel counted traffic both ways (tx $(kv "$s" tx), rx $(kv "$s" rx))" \
+    test "$(kv "$s" tx)" -ge 10 -a "$(kv "$s" rx)" -ge 10
+done
+check "$name: host XDP handed LAN packets to the userspace ESP engine ($(kv "$hdp" userspace))" \
+  test "$(kv "$hdp" userspace)" -ge 10
+check "$name: VM XDP passed LAN packets to the kernel's XFRM ($(kv "$vdp" xfrm))" \
+  test "$(kv "$vdp" xfrm)" -ge 10
 echo "     ($name: $((SECONDS - t0)) s)"
 
 if [ "$rekey" = 1 ]; then

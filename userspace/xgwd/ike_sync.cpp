@@ -1,7 +1,6 @@
 #include "xgwd/ike_sync.h"
 
 #include "common/log.h"
-#include "common/process.h"
 
 namespace xgw::xgwd {
 
@@ -158,13 +157,40 @@ Expected<ike::ConnConfig, std::string> conn_config(const VpnConnection& c, const
 IkeSync::IkeSync(store::Store& store, ike::Runtime& rt, dp::Dataplane& dp, IkeConfig settings)
     : store_(store), rt_(rt), dp_(dp), settings_(std::move(settings)) {}
 
-void IkeSync::route(const std::string& op, const net::Cidr& dst) {
+// The remote subnets of every loaded connection, routed into the ESP
+// engine's device over rtnetlink; routes no connection wants any more go.
+void IkeSync::sync_routes() {
   if (!settings_.install_routes) return;
-  std::vector<std::string> args{"ip"};
-  if (dst.family() == net::Family::V6) args.push_back("-6");
-  args.insert(args.end(), {"route", op, dst.str(), "dev", settings_.tun});
-  if (run_program(args) != 0)
-    log::warn("ike.route_failed", {{"op", op}, {"dst", dst.str()}, {"dev", settings_.tun}});
+  std::map<std::string, net::Cidr> want;
+  for (const auto& [name, k] : loaded_)
+    for (const auto& ch : k.children)
+      for (const auto& r : ch.remote_ts)
+        if (r.len > 0) want.emplace(r.str(), r);
+  if (!rtnl_) {
+    auto r = KernelRoutes::open();
+    if (!r) {
+      log::warn("ike.route_failed", {{"error", r.error()}});
+      return;
+    }
+    rtnl_.emplace(std::move(*r));
+  }
+  for (auto it = routes_.begin(); it != routes_.end();) {
+    if (want.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (auto r = rtnl_->remove(it->second, settings_.tun); !r)
+      log::warn("ike.route_failed", {{"op", "del"}, {"error", r.error()}});
+    it = routes_.erase(it);
+  }
+  for (const auto& [key, dst] : want) {
+    if (routes_.count(key)) continue;
+    if (auto r = rtnl_->replace(dst, settings_.tun); !r) {
+      log::warn("ike.route_failed", {{"op", "replace"}, {"error", r.error()}});
+      continue;  // tried again at the next sync
+    }
+    routes_.emplace(key, dst);
+  }
 }
 
 Expected<void, std::string> IkeSync::sync() {
@@ -205,8 +231,6 @@ Expected<void, std::string> IkeSync::sync() {
       d.remove(it->first);
       labels_.erase(it->first);
       esp_totals_.erase(it->first);
-      for (const auto& ch : it->second.children)
-        for (const auto& r : ch.remote_ts) route("del", r);
       it = loaded_.erase(it);
     } else {
       ++it;
@@ -218,11 +242,9 @@ Expected<void, std::string> IkeSync::sync() {
       log::error("ike.conn_rejected", {{"conn", name}, {"error", r.error()}});
       continue;
     }
-    for (const auto& ch : k.children)
-      for (const auto& r : ch.remote_ts)
-        if (r.len > 0) route("replace", r);
     loaded_[name] = k;
   }
+  sync_routes();
   names_by_id_ = std::move(names);
   tunnel_by_name_.clear();
   for (const auto& [id, v] : names_by_id_)

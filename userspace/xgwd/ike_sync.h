@@ -3,7 +3,8 @@
 // per tunnel — local = the gateway's public IP of that tunnel, remote = the
 // customer gateway, proposals from the IKE/IPsec policies, one CHILD_SA per
 // SPD rule — and sync() adds, changes or removes them after every commit,
-// with routes for the remote subnets into the userspace ESP device.
+// with routes for the remote subnets into the userspace ESP device
+// (rtnetlink, kernel_routes.h).
 // It also overlays live state on the API's connection views.
 #pragma once
 
@@ -19,6 +20,7 @@
 #include "metrics/exporter.h"
 #include "store/store.h"
 #include "xgwd/config.h"
+#include "xgwd/kernel_routes.h"
 
 namespace xgw::xgwd {
 
@@ -50,7 +52,7 @@ class IkeSync {
   metrics::IkeSnapshot metrics_snapshot();
 
  private:
-  void route(const std::string& op, const net::Cidr& dst);
+  void sync_routes();
 
   store::Store& store_;
   ike::Runtime& rt_;
@@ -59,7 +61,8 @@ class IkeSync {
   std::map<std::string, ike::ConnConfig> loaded_;  // daemon name -> config
   std::map<std::string, std::vector<std::string>> names_by_id_;
   std::map<std::string, std::pair<std::string, size_t>> tunnel_by_name_;
-  std::set<std::string> routes_;
+  std::optional<KernelRoutes> rtnl_;
+  std::map<std::string, net::Cidr> routes_;  // installed, by prefix text
   std::set<std::string> warned_;
   struct Labels {
     std::string gateway, connection, role;
