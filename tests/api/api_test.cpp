@@ -116,6 +116,17 @@ TEST_F(ApiTest, IkeSasWithoutIke) {
   EXPECT_EQ(r.json(), nlohmann::json({{"ike_sas", nlohmann::json::array()}}));
 }
 
+// Without dataplane: the route says so (xgwctl dataplane prints it), and
+// needs the token too.
+TEST_F(ApiTest, DataplaneWithoutXdp) {
+  EXPECT_EQ(d_.request("GET", "/v1/dataplane", "", std::string()).status, 401);
+  auto r = d_.get("/v1/dataplane");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(
+      r.json(),
+      nlohmann::json({{"dataplane", {{"enabled", false}, {"gateways", nlohmann::json::array()}}}}));
+}
+
 TEST_F(ApiTest, CrudOfEveryObject) {
   const auto gw = make_gateway();
   auto g = d_.get("/v1/vpn-gateways/" + gw).json()["vpn_gateway"];

@@ -350,5 +350,38 @@ TEST(FormatSas, SwanctlStyle) {
   EXPECT_EQ(format_sas(Json::array()), "");
 }
 
+TEST(Output, DataplaneReadsLikeAnOperatorSummary) {
+  // The shape GET /v1/dataplane returns (xgwd/xdp_sync.cpp status_json).
+  const Json d = Json::parse(R"({
+    "enabled": true, "backend": "userspace", "pin_dir": "/sys/fs/bpf/xgw/lab",
+    "inbound_sas": 2, "acquires": 1,
+    "gateways": [{
+      "id": "vpngw-1", "name": "gw-lab", "index": 0, "status": "error",
+      "status_reason": "no xgw program on wan0", "tier_bps": 100000000,
+      "interfaces": [{"name": "lan0", "role": "lan", "attached": true},
+                     {"name": "wan0", "role": "wan", "attached": false}],
+      "traffic": {"tx_packets": 10, "tx_bytes": 1000, "rx_packets": 9, "rx_bytes": 1200},
+      "drops": {"malformed": 0, "unknown_spi": 3},
+      "passes": {"ike": 4, "userspace": 10, "xfrm": 0},
+      "tunnels": [{"connection": "hq", "tunnel": 0, "index": 5, "sa_ready": true,
+                   "out_spi": "c0ffee01",
+                   "traffic": {"tx_packets": 10, "tx_bytes": 1000, "rx_packets": 9,
+                               "rx_bytes": 1200}},
+                  {"connection": "hq", "tunnel": 1, "index": 6, "sa_ready": false,
+                   "out_spi": ""}]}]})");
+  EXPECT_EQ(format_dataplane(d),
+            "backend userspace, pins /sys/fs/bpf/xgw/lab, 2 inbound SAs, 1 acquires\n"
+            "gw-lab: error (no xgw program on wan0), tier 100 Mbit/s each way\n"
+            "  lan lan0, xgw program attached\n"
+            "  wan wan0, NOT attached\n"
+            "  traffic tx 10 pkts 1000 B, rx 9 pkts 1200 B\n"
+            "  drops unknown_spi 3\n"
+            "  passes ike 4, userspace 10\n"
+            "  hq: tunnel 5, SA ready, out c0ffee01, tx 10 pkts 1000 B, rx 9 pkts 1200 B\n"
+            "  hq/standby: tunnel 6, no SA\n");
+  EXPECT_EQ(format_dataplane(Json{{"enabled", false}}),
+            "the XDP data plane is not enabled (no dataplane: section)\n");
+}
+
 }  // namespace
 }  // namespace xgw::ctl

@@ -37,6 +37,7 @@ dataplane:
   backend: xfrm
   gateways:
     gw-a: {lan_interface: $XGW_GWA_LAN_IF, wan_interface: $XGW_GWA_WAN_IF}
+    gw-ghost: {lan_interface: nosuchlan0}
 YAML
 cat >"$tmp/site.yaml" <<YAML
 vpn_gateways:
@@ -92,6 +93,37 @@ wait_log "event=dataplane.attached interface=$XGW_GWA_WAN_IF role=wan"
 [ -n "$(xdp_prog "$XGW_GWA_WAN_IF")" ] || fail "no XDP program on $XGW_GWA_WAN_IF"
 [ "$(gw_field tier_bps)" = 50000000 ] || fail "tier_bps is $(gw_field tier_bps), want 50000000"
 bpftool prog show pinned "$pin/xgw_lan" | grep -q 'xgw_version = "xgw-dp 1"' || fail "no version metadata"
+gw_status() { ctl --json gateway show "$1" | jq -r '.vpn_gateway | "\(.status) \(.status_reason // "")"'; }
+wait_status() {  # gateway "status reason-substring"
+  local got=
+  for _ in $(seq 100); do
+    got=$(gw_status "$1")
+    [[ "$got" == $2* ]] && return 0
+    sleep 0.05
+  done
+  fail "gateway $1 is '$got', want '$2...'"
+}
+wait_status gw-a running
+
+# A program removed behind xgwd's back is attached again (within ~2 s).
+in_gwa ip link set dev "$XGW_GWA_WAN_IF" xdp off 2>/dev/null || in_gwa ip link set dev "$XGW_GWA_WAN_IF" xdpgeneric off
+for _ in $(seq 60); do [ -n "$(xdp_prog "$XGW_GWA_WAN_IF")" ] && break; sleep 0.1; done
+[ -n "$(xdp_prog "$XGW_GWA_WAN_IF")" ] || fail "xgwd did not attach the removed WAN program again"
+wait_log "event=dataplane.program_missing interface=$XGW_GWA_WAN_IF"
+wait_status gw-a running
+
+# A gateway whose interface does not exist is in error, and says why.
+# (gw-ghost is in xgwd.yaml from the start, with an interface that does
+# not exist.)
+cat >"$tmp/ghost.yaml" <<YAML
+vpn_gateways:
+  - {name: gw-ghost, bandwidth: 10, local_cidr: 10.7.0.0/16, public_ips: ["198.18.0.7"]}
+YAML
+ctl apply -f "$tmp/ghost.yaml" >/dev/null || fail "apply gw-ghost"
+wait_status gw-ghost "error gateway gw-ghost: no interface nosuchlan0"
+ctl gateway show gw-ghost | grep -q "status_reason.*no interface nosuchlan0" ||
+  fail "xgwctl gateway show does not print the reason"
+ctl gateway delete gw-ghost >/dev/null || fail "a gateway in error cannot be deleted"
 
 # Matched plaintext without an SA: passed (default policy) and an acquire
 # event names the connection.

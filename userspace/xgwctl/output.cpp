@@ -223,8 +223,10 @@ std::string format_dataplane(const Json& d) {
     if (g.contains("traffic")) o << "  traffic " << traffic(g["traffic"]) << "\n";
     for (const char* kind : {"drops", "passes"}) {
       std::string line;
-      for (const auto& [k, v] : g.value(kind, Json::object()).items())
-        if (v.get<uint64_t>() > 0) line += (line.empty() ? "" : ", ") + k + " " + v.dump();
+      const Json counts = g.value(kind, Json::object());  // outlives the loop
+      for (const auto& [k, v] : counts.items())
+        if (v.is_number() && v.get<uint64_t>() > 0)
+          line += (line.empty() ? "" : ", ") + k + " " + v.dump();
       o << "  " << kind << " " << (line.empty() ? "none" : line) << "\n";
     }
     for (const auto& t : g.value("tunnels", Json::array())) {

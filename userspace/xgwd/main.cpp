@@ -207,6 +207,7 @@ int main(int argc, char** argv) {
   std::function<void(const std::string&, size_t, const net::IpAddr&, const net::IpAddr&)>
       on_acquire;
   bool sync_queued = false;
+  uint64_t ticks = 0;
   boost::asio::steady_timer event_timer(io);
   std::function<void()> schedule_sync = [] {};
   std::function<void(const boost::system::error_code&)> tick;
@@ -251,6 +252,8 @@ int main(int argc, char** argv) {
     tick = [&](const boost::system::error_code& e) {
       if (e) return;
       xdp->poll_events(on_acquire);
+      // Every 2 s: a program removed behind our back is attached again.
+      if (++ticks % 20 == 0 && !xdp->programs_intact()) schedule_sync();
       event_timer.expires_after(std::chrono::milliseconds(100));
       event_timer.async_wait(tick);
     };

@@ -148,10 +148,17 @@ Expected<void, std::string> XdpSync::sync() {
     }
   }
 
-  // Interfaces: attach what is new or changed, detach what is gone.
+  // Interfaces: attach what is new or changed, detach what is gone, and
+  // attach again where someone removed the program (`ip link set dev X xdp
+  // off`): the reconciler heals rather than reporting running falsely.
   for (const auto& [ifindex, want] : want_if) {
     auto cur = attached_.find(ifindex);
-    if (cur != attached_.end() && cur->second == want) continue;
+    if (cur != attached_.end() && cur->second == want) {
+      if (loader::XdpDataplane::xgw_attached(ifindex)) continue;
+      char name[IF_NAMESIZE] = {};
+      ::if_indextoname(static_cast<unsigned>(ifindex), name);
+      log::warn("dataplane.program_missing", {{"interface", name}});
+    }
     auto mode = dp_.attach(ifindex, want.first, want.second);
     if (!mode) {
       char name[IF_NAMESIZE] = {};
@@ -303,6 +310,12 @@ nlohmann::json XdpSync::status_json() const {
   }
   out["gateways"] = std::move(list);
   return out;
+}
+
+bool XdpSync::programs_intact() const {
+  for (const auto& [ifindex, want] : attached_)
+    if (!loader::XdpDataplane::xgw_attached(ifindex)) return false;
+  return true;
 }
 
 std::optional<XdpTunnelRef> XdpSync::tunnel_ref(const std::string& conn_id, size_t tunnel) const {

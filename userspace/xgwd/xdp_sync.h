@@ -45,6 +45,10 @@ class XdpSync final : public XdpSaSink {
   // Gateway ids the dataplane config names (after the last sync).
   const std::set<std::string>& configured_gateways() const { return configured_; }
 
+  // Whether every program this process attached still runs (cheap: one
+  // netlink query per interface); false: sync() attaches them again.
+  bool programs_intact() const;
+
   // The XDP tunnel of a connection's tunnel (0 master, 1 standby).
   std::optional<XdpTunnelRef> tunnel_ref(const std::string& conn_id, size_t tunnel) const;
 
