@@ -53,6 +53,12 @@ Expected<void, std::string> parse_dataplane(const YAML::Node& v, DataplaneConfig
       if (d.backend != "xfrm" && d.backend != "userspace" && d.backend != "auto")
         return unexpected("config: dataplane.backend '" + d.backend +
                           "' is not xfrm, userspace or auto");
+    } else if (k == "userspace_path") {
+      if (!read_scalar(n, "dataplane.userspace_path", d.userspace_path, err))
+        return unexpected(err);
+      if (d.userspace_path != "devmap" && d.userspace_path != "route")
+        return unexpected("config: dataplane.userspace_path '" + d.userspace_path +
+                          "' is not devmap or route");
     } else if (k == "drop_unmatched") {
       if (!read_scalar(n, "dataplane.drop_unmatched", d.drop_unmatched, err))
         return unexpected(err);

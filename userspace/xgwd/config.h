@@ -25,6 +25,11 @@ struct DataplaneConfig {
   // xfrm | userspace | auto (xfrm when the kernel can install an ESP SA,
   // else userspace: dataplane_factory.h)
   std::string backend = "userspace";
+  // How XDP hands matched plaintext to the userspace ESP engine: `devmap`
+  // redirects the frame into its TAP device (no kernel forwarding), `route`
+  // passes it to the stack, which routes it into the same device (GRO and
+  // TSO batch it first). See docs/dataplane.md for the measured choice.
+  std::string userspace_path = "devmap";
   bool drop_unmatched = false;
   bool drop_no_sa = false;
   std::map<std::string, DataplaneGateway> gateways;

@@ -42,7 +42,8 @@ Expected<void, std::string> XdpSync::sync() {
   // plaintext (xgw_dp_abi.h).
   uint32_t us_ifindex = 0;
   std::string us_problem;
-  if (backend == loader::Backend::Userspace && !us_dev_.empty()) {
+  const bool redirect = cfg_.userspace_path != "route";
+  if (backend == loader::Backend::Userspace && !us_dev_.empty() && redirect) {
     us_ifindex = ::if_nametoindex(us_dev_.c_str());
     if (us_ifindex == 0) us_problem = "no userspace ESP device " + us_dev_;
   }
@@ -67,8 +68,9 @@ Expected<void, std::string> XdpSync::sync() {
       problem("gateway " + g.name + ": " + r.error().message(), g.id);
     if (!us_problem.empty()) {
       problem("gateway " + g.name + ": " + us_problem, g.id);
-    } else if (us_ifindex) {
-      if (auto r = dp_.set_userspace_tun(gi->idx, us_ifindex, us_mtu_); !r)
+    } else if (us_ifindex || !redirect) {
+      // route: no redirect target, XDP passes the frame to the stack.
+      if (auto r = dp_.set_userspace_tun(gi->idx, us_ifindex, us_ifindex ? us_mtu_ : 0); !r)
         problem("gateway " + g.name + " ESP device: " + r.error().message(), g.id);
     }
 
