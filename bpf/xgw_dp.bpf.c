@@ -221,14 +221,14 @@ static __always_inline __u64 refill(__u64 tokens, __u64 elapsed, __u64 rate, __u
 static __always_inline int tier_admit(__u32 gw, __u32 dir, const struct xgw_gw_cfg* cfg,
                                       __u64 bytes) {
   if (cfg->tier_bps == 0) return 1;
-  /* The coarse clock costs ~3 ns against ~28 ns; its jiffy steps are far
-   * below the bucket depth (>= 50 ms of rate). */
-  const __u64 now = bpf_ktime_get_coarse_ns();
   __u64 rate = cfg->tier_bps / 8; /* bytes per second == nano-bytes per ns */
   __u64 burst = cfg->burst_bytes * NSEC;
   const __u64 cost = bytes * NSEC;
   const __u32 k = gw * 2 + dir;
   if (tier_percpu) {
+    /* The coarse clock costs ~3 ns against ~28 ns; its jiffy steps are far
+     * below the bucket depth (>= 50 ms of rate). */
+    const __u64 now = bpf_ktime_get_coarse_ns();
     struct xgw_tier_share* s = bpf_map_lookup_elem(&xgw_tier_pc, &k);
     if (!s) return 1;
     const __u32 n = ncpus ? ncpus : 1;
@@ -249,6 +249,11 @@ static __always_inline int tier_admit(__u32 gw, __u32 dir, const struct xgw_gw_c
     c->credit -= cost;
     return 1;
   }
+  /* The slow path (about once per chunk, and drops) reads the precise
+   * clock: with the coarse one, the bucket refilled only at jiffy ticks and
+   * a dry bucket dropped everything until the next tick, bursts of loss
+   * that cost TCP more than half of the tier. */
+  const __u64 now = bpf_ktime_get_ns();
   if (now < c->dry_until_ns && cost >= c->dry_cost) return 0;
   /* A chunk is a quarter of the depth split over the CPUs: credit left
    * idle on other CPUs never exceeds a quarter of the bucket. */

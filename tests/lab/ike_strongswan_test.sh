@@ -21,6 +21,9 @@ xgw_require_root
 XGWD=$1
 XGWCTL=$2
 P=ik
+# The IKEv2 lab hands plaintext to the ESP engine by XDP redirect (devmap);
+# the IKEv1 lab runs the default (route), so both paths meet strongSwan.
+IKE_LAB_US_PATH=${IKE_LAB_US_PATH:-devmap}
 . "$here/../lib/ike_lab.sh"
 
 # --- Proposals, xgw as initiator and as responder -------------------------

@@ -13,7 +13,8 @@
 # xgwd runs as the product does: with `ike:` and the XDP data plane
 # (`dataplane:`) attached on g1's LAN and WAN, so every tunnel packet
 # crosses the classifier, the tier and the XDP counters (IKE_LAB_XDP=0 runs
-# IKE alone). XDP_PIN is the pin directory; xdp_reason/xdp_tunnel read it.
+# IKE alone; IKE_LAB_US_PATH=devmap|route picks dataplane.userspace_path).
+# XDP_PIN is the pin directory; xdp_reason/xdp_gw_traffic read it.
 # It brings the lab up, starts charon and xgwd, and defines:
 #   site NAME PSK IKE_ENC IKE_AUTH DH ESP_ENC ESP_AUTH START   xgwctl YAML
 #       (IKE_VERSION v1|v2, P1_MODE main|aggressive, DPD_MSG, PFS, RULES,
@@ -66,6 +67,7 @@ if [ "${IKE_LAB_XDP:-1}" = 1 ]; then
 dataplane:
   pin_dir: $XDP_PIN
   backend: userspace
+  userspace_path: ${IKE_LAB_US_PATH:-route}
   gateways:
     gw1: {lan_interface: $ESP_LAB_LAN_IF, wan_interface: $ESP_LAB_WAN_IF}
 YAML

@@ -77,11 +77,17 @@ dataplane:
   c = parse_config("dataplane: {backend: auto}", Config{});
   ASSERT_TRUE(c) << c.error();
   EXPECT_EQ(c->dataplane.backend, "auto");
+  // How plaintext reaches the userspace ESP engine: route unless told.
+  EXPECT_EQ(c->dataplane.userspace_path, "route");
+  c = parse_config("dataplane: {userspace_path: devmap}", Config{});
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->dataplane.userspace_path, "devmap");
   for (const char* bad :
        {"dataplane: {pin_dir: /tmp/x}", "dataplane: {tier: fast}", "dataplane: {backend: dpdk}",
         "dataplane: {gateways: {g: {lan_interface: averyveryverylongname}}}",
         "dataplane: {gateways: {g: {}}}", "dataplane: {gateways: {g: {lan: eth0}}}",
-        "dataplane: {drop_unmatched: maybe}", "dataplane: 3"}) {
+        "dataplane: {drop_unmatched: maybe}", "dataplane: 3",
+        "dataplane: {userspace_path: afxdp}"}) {
     EXPECT_FALSE(parse_config(bad, Config{})) << bad;
   }
 }
