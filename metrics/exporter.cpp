@@ -119,6 +119,14 @@ void collect_ike(const IkeSnapshot& s, std::vector<MetricFamily>& out) {
   for (const auto& [reason, n] : s.esp_drops)
     add(drops, {{"reason", reason}}, static_cast<double>(n));
   out.push_back(std::move(drops));
+  if (!s.acquires.empty()) {
+    auto acq = family("xgw_dataplane_acquires_total",
+                      "XDP acquires (traffic on a relation without an SA), by outcome",
+                      MetricType::Counter);
+    for (const auto& [result, n] : s.acquires)
+      add(acq, {{"result", result}}, static_cast<double>(n));
+    out.push_back(std::move(acq));
+  }
 }
 
 }  // namespace

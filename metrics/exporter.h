@@ -60,6 +60,9 @@ struct IkeSnapshot {
   uint64_t half_open = 0, cookies_sent = 0, retransmits = 0, malformed = 0, integrity_failures = 0,
            auth_failures = 0;
   std::map<std::string, uint64_t> esp_drops;  // reason -> packets
+  // XDP acquires by what became of them (negotiated | rate_limited |
+  // unmatched); empty without the XDP data plane.
+  std::map<std::string, uint64_t> acquires;
 };
 
 class Exporter : public prometheus::Collectable {

@@ -232,6 +232,11 @@ if want acquire; then
   grep -q "event=ike.acquire conn=acquire" "$tmp/xgwd.log" || fail "acquire: no acquire logged"
   if [ "${IKE_LAB_XDP:-1}" = 1 ]; then
     grep -q "event=dataplane.acquire" "$tmp/xgwd.log" || fail "acquire: XDP raised no acquire"
+    sleep 1.5  # the IKE snapshot (with the acquire counts) is published once a second
+    in_g1 curl -s --max-time 5 "http://$(cat "$tmp/state/metrics.addr")/metrics" >"$tmp/metrics-acq.txt" ||
+      fail "acquire: no /metrics"
+    n=$(awk '$1 == "xgw_dataplane_acquires_total{result=\"negotiated\"}" { print $2 }' "$tmp/metrics-acq.txt")
+    [ "${n:-0}" -ge 1 ] 2>/dev/null || fail "acquire: xgw_dataplane_acquires_total{result=negotiated} is '${n:-}'"
   fi
   echo "ok   - start on traffic: acquire negotiated the tunnel, $got/20 pings answered"
   reset_conns acquire

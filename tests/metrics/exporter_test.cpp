@@ -58,6 +58,7 @@ TEST(Exporter, IkeSnapshotDrivesTunnelState) {
   s.messages[{"IKE_AUTH", "sent"}] = 5;
   s.half_open = 1;
   s.esp_drops["replay"] = 9;
+  s.acquires = {{"negotiated", 2}, {"rate_limited", 5}, {"unmatched", 0}};
   e.publish_ike(s);
   auto fs = e.Collect();
   EXPECT_EQ(value(fs, "xgw_tunnel_up", {{"role", "master"}}), 1);
@@ -75,6 +76,8 @@ TEST(Exporter, IkeSnapshotDrivesTunnelState) {
             5);
   EXPECT_EQ(value(fs, "xgw_ike_half_open_sas", {}), 1);
   EXPECT_EQ(value(fs, "xgw_esp_drops_total", {{"reason", "replay"}}), 9);
+  EXPECT_EQ(value(fs, "xgw_dataplane_acquires_total", {{"result", "negotiated"}}), 2);
+  EXPECT_EQ(value(fs, "xgw_dataplane_acquires_total", {{"result", "rate_limited"}}), 5);
   for (const auto& f : fs) {
     if (f.type == prometheus::MetricType::Counter) {
       EXPECT_TRUE(f.name.size() > 6 && f.name.substr(f.name.size() - 6) == "_total") << f.name;

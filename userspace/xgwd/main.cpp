@@ -352,7 +352,14 @@ int main(int argc, char** argv) {
   if (ike_sync) {
     publish_ike = [&](const boost::system::error_code& e) {
       if (e) return;
-      exporter->publish_ike(ike_sync->metrics_snapshot());
+      auto snap = ike_sync->metrics_snapshot();
+      if (sa_bridge) {
+        const auto& st = sa_bridge->stats();
+        snap.acquires = {{"negotiated", st.acquires},
+                         {"rate_limited", st.acquires_limited},
+                         {"unmatched", st.acquires_unmatched}};
+      }
+      exporter->publish_ike(std::move(snap));
       ike_metrics_timer.expires_after(std::chrono::seconds(1));
       ike_metrics_timer.async_wait(publish_ike);
     };
