@@ -81,8 +81,18 @@ void collect_ike(const IkeSnapshot& s, std::vector<MetricFamily>& out) {
     add(rekeys, with(t, "kind", "ike"), static_cast<double>(t.ike_rekeys));
     add(rekeys, with(t, "kind", "child"), static_cast<double>(t.child_rekeys));
     add(dpd, labels(t), static_cast<double>(t.dpd_timeouts));
-    for (const auto& [reason, n] : t.failures)
-      add(failures, with(t, "reason", reason), static_cast<double>(n));
+    // authenticated="false": caused by input before any AUTH verified, which
+    // whoever can spoof the peer's address can send; alert on "true".
+    for (const auto& [reason, n] : t.failures) {
+      auto l = with(t, "reason", reason);
+      l.push_back({"authenticated", "true"});
+      add(failures, l, static_cast<double>(n));
+    }
+    for (const auto& [reason, n] : t.unauthenticated_failures) {
+      auto l = with(t, "reason", reason);
+      l.push_back({"authenticated", "false"});
+      add(failures, l, static_cast<double>(n));
+    }
     const uint64_t v[4] = {t.rx_bytes, t.rx_packets, t.tx_bytes, t.tx_packets};
     for (size_t i = 0; i < 4; ++i) add(esp[i], labels(t), static_cast<double>(v[i]));
   }

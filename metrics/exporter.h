@@ -51,7 +51,9 @@ struct IkeSnapshot {
     std::string state;  // down | connecting | partial | established
     uint32_t child_sas = 0;
     uint64_t ike_rekeys = 0, child_rekeys = 0, dpd_timeouts = 0;
-    std::map<std::string, uint64_t> failures;  // reason -> count
+    std::map<std::string, uint64_t> failures;  // reason -> count (authenticated input)
+    // reason -> count, from input no peer had authenticated (spoofable)
+    std::map<std::string, uint64_t> unauthenticated_failures;
     // Inner traffic through the ESP path (decrypted in, to be encrypted out).
     uint64_t rx_bytes = 0, rx_packets = 0, tx_bytes = 0, tx_packets = 0;
   };

@@ -395,7 +395,8 @@ TEST_P(IkePair, WrongPsk) {
   EXPECT_FALSE(st(*a).up);
   EXPECT_EQ(st(res()).failure, Failure::PskMismatch);
   EXPECT_EQ(st(ini()).failure, Failure::AuthFailed);
-  EXPECT_EQ(st(res()).failures_total[Failure::PskMismatch], 1u);
+  EXPECT_EQ(st(res()).unauthenticated_failures_total[Failure::PskMismatch],
+            1u);  // before AUTH verified
   EXPECT_TRUE(a->dp->sas().empty() && b->dp->sas().empty());
 }
 
@@ -552,6 +553,41 @@ TEST_P(IkePair, ReconfiguringAConnectionRenegotiates) {
   EXPECT_TRUE(ini().dp->policies().empty());
 }
 
+// Issue 15 item 8: IKE_SA_INIT requests spoofed from the peer's address
+// with a DH group the responder refuses are counted as unauthenticated
+// failures; they do not turn an established connection's status failed.
+TEST_P(IkePair, SpoofedFirstMessagesDoNotMarkAnUpTunnelFailed) {
+  connect();
+  ASSERT_TRUE(st(res()).up);
+  // Build the spoofed request with a daemon of its own at the peer's address.
+  SimNet other(SimNet::fast_options());
+  auto& fake = other.add_peer("fake", ini().addr.str());
+  auto& target = other.add_peer("target", res().addr.str());
+  ConnConfig fc = basic_conn(fake, target, true);
+  fc.ike = {*parse_ike_proposal("aes128gcm16-prfsha256-ecp256")};
+  ASSERT_TRUE(fake.d->upsert(fc).has_value());
+  ASSERT_TRUE(fake.d->initiate(fc.name).has_value());
+  ASSERT_FALSE(other.queue.empty());
+  const Datagram spoof = other.queue.front();
+  for (int i = 0; i < 6; ++i) {
+    Bytes m = spoof.data;
+    m[0] ^= static_cast<uint8_t>(i + 1);  // a new SPIi each time: six requests
+    res().d->receive(m, spoof.from, spoof.to);
+  }
+  net.pump();
+  const auto s = st(res());
+  EXPECT_TRUE(s.up);
+  EXPECT_EQ(s.failure, Failure::None) << s.failure_detail;
+  EXPECT_EQ(s.unauthenticated_failures_total.at(Failure::DhGroupMismatch), 6u);
+  EXPECT_EQ(s.failures_total.count(Failure::DhGroupMismatch), 0u);
+  // While the connection is down, the same input still names the reason.
+  ini().d->terminate(ini_cfg().name);
+  net.pump();
+  ASSERT_FALSE(st(res()).up);
+  res().d->receive(spoof.data, spoof.from, spoof.to);
+  EXPECT_EQ(st(res()).failure, Failure::DhGroupMismatch);
+}
+
 TEST_P(IkePair, MalformedMessagesAreCountedNotFatal) {
   connect();
   Peer& r = res();
@@ -603,6 +639,49 @@ TEST_P(IkePair, MalformedMessagesAreCountedNotFatal) {
   EXPECT_TRUE(st(*a).up && st(*b).up);
   net.run_for(60000, 500);
   EXPECT_TRUE(st(*a).up && st(*b).up);
+}
+
+// Issue 15 item 7: a peer configured for one connection that knows another
+// connection's identity and PSK must not bring that connection up towards
+// its own address. The responder chooses by source address first.
+TEST(IkeDaemon, IdentityAloneNeverSelectsAnotherPeersConnection) {
+  SimNet net(SimNet::fast_options());
+  auto& gw = net.add_peer("gw", "192.0.2.1");
+  auto& good = net.add_peer("good", "198.51.100.1");
+  auto& rogue = net.add_peer("rogue", "203.0.113.9");
+  // The gateway has one connection per peer, each with its own id and PSK.
+  ConnConfig to_good = basic_conn(gw, good, true);
+  to_good.name = "to-good";
+  to_good.remote_id = Identity::fqdn("good.example.net");
+  to_good.psk = "psk-of-good";
+  ConnConfig to_rogue = basic_conn(gw, rogue, true);
+  to_rogue.name = "to-rogue";
+  to_rogue.children[0].remote_ts = {*net::Cidr::parse("10.9.0.0/16")};
+  ASSERT_TRUE(gw.d->upsert(to_good).has_value());
+  ASSERT_TRUE(gw.d->upsert(to_rogue).has_value());
+  // The rogue peer claims good's identity and knows good's PSK.
+  ConnConfig forged = basic_conn(gw, rogue, false);
+  forged.local_id = Identity::fqdn("good.example.net");
+  forged.psk = "psk-of-good";
+  ASSERT_TRUE(rogue.d->upsert(forged).has_value());
+  ASSERT_TRUE(rogue.d->initiate(forged.name).has_value());
+  net.pump();
+  EXPECT_TRUE(gw.d->sas().empty());
+  EXPECT_TRUE(gw.dp->sas().empty());
+  EXPECT_FALSE(gw.d->status("to-good")->up);
+  EXPECT_EQ(gw.d->status("to-good")->failure, Failure::None);
+  // Counted against the connection of the source address.
+  EXPECT_EQ(gw.d->status("to-rogue")->failure, Failure::IdMismatch);
+  EXPECT_EQ(gw.d->counters().auth_failures, 1u);
+  EXPECT_EQ(rogue.d->status(forged.name)->failure, Failure::AuthFailed);
+  // The genuine peer still gets in.
+  ConnConfig from_good = basic_conn(gw, good, false);
+  from_good.local_id = Identity::fqdn("good.example.net");
+  from_good.psk = "psk-of-good";
+  ASSERT_TRUE(good.d->upsert(from_good).has_value());
+  ASSERT_TRUE(good.d->initiate(from_good.name).has_value());
+  net.pump();
+  EXPECT_TRUE(gw.d->status("to-good")->up);
 }
 
 TEST(IkeDaemon, RejectsBadConfiguration) {

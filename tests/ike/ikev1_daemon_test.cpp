@@ -423,6 +423,31 @@ TEST_P(V1Pair, IdMismatchOnEachSide) {
   EXPECT_FALSE(st(ini()).up);
 }
 
+// Issue 15 item 7, IKEv1: `a` has a connection for b and one for a rogue
+// peer; the rogue claims b's identity (aggressive mode sends it in the
+// clear, main mode inside message 5) and knows b's PSK. The connection is
+// chosen by the source address, so only the rogue's own one is tried.
+TEST_P(V1Pair, IdentityAloneNeverSelectsAnotherPeersConnection) {
+  auto& rogue = net.add_peer("rogue", "203.0.113.9");
+  ca.remote_id = Identity::fqdn("b.example.net");
+  ConnConfig to_rogue = v1(basic_conn(*a, rogue, true));
+  to_rogue.name = "to-rogue";
+  to_rogue.psk = "psk-of-rogue";
+  to_rogue.children[0].remote_ts = {*net::Cidr::parse("10.9.0.0/16")};
+  ASSERT_TRUE(a->d->upsert(ca).has_value());
+  ASSERT_TRUE(a->d->upsert(to_rogue).has_value());
+  ConnConfig forged = v1(basic_conn(*a, rogue, false));
+  forged.local_id = Identity::fqdn("b.example.net");
+  ASSERT_TRUE(rogue.d->upsert(forged).has_value());  // b's PSK: s3cret-psk
+  ASSERT_TRUE(rogue.d->initiate(forged.name).has_value());
+  net.run_for(30000, 200);
+  EXPECT_TRUE(a->dp->sas().empty());
+  EXPECT_FALSE(st(*a).up);
+  EXPECT_EQ(st(*a).failure, Failure::None) << st(*a).failure_detail;
+  EXPECT_FALSE(a->d->status("to-rogue")->up);
+  EXPECT_NE(a->d->status("to-rogue")->failure, Failure::None);
+}
+
 TEST_P(V1Pair, IdMismatchSeenByInitiator) {
   ini_cfg().remote_id = Identity::fqdn("gw.example.net");
   load();

@@ -52,6 +52,7 @@ TEST(Exporter, IkeSnapshotDrivesTunnelState) {
   m.child_sas = 2;
   m.child_rekeys = 3;
   m.failures["psk_mismatch"] = 4;
+  m.unauthenticated_failures["dh_group_mismatch"] = 6;
   m.rx_bytes = 1000;
   m.tx_packets = 7;
   s.tunnels.push_back(m);
@@ -69,7 +70,12 @@ TEST(Exporter, IkeSnapshotDrivesTunnelState) {
   EXPECT_EQ(find(fs, "xgw_tunnel_ike_state")->metric.size(), 4u);
   EXPECT_EQ(value(fs, "xgw_tunnel_child_sas", {{"connection", "c1"}}), 2);
   EXPECT_EQ(value(fs, "xgw_tunnel_rekeys_total", {{"kind", "child"}}), 3);
-  EXPECT_EQ(value(fs, "xgw_tunnel_negotiation_failures_total", {{"reason", "psk_mismatch"}}), 4);
+  EXPECT_EQ(value(fs, "xgw_tunnel_negotiation_failures_total",
+                  {{"reason", "psk_mismatch"}, {"authenticated", "true"}}),
+            4);
+  EXPECT_EQ(value(fs, "xgw_tunnel_negotiation_failures_total",
+                  {{"reason", "dh_group_mismatch"}, {"authenticated", "false"}}),
+            6);
   EXPECT_EQ(value(fs, "xgw_tunnel_esp_receive_bytes_total", {{"connection", "c1"}}), 1000);
   EXPECT_EQ(value(fs, "xgw_tunnel_esp_transmit_packets_total", {{"connection", "c1"}}), 7);
   EXPECT_EQ(value(fs, "xgw_ike_messages_total", {{"exchange", "IKE_AUTH"}, {"direction", "sent"}}),

@@ -46,7 +46,7 @@ enum class Failure : uint8_t {
   PskMismatch,
   IdMismatch,
   IkeVersionMismatch,
-  ModeMismatch,  // IKEv1: main mode on one side, aggressive on the other
+  ModeMismatch,      // IKEv1: main mode on one side, aggressive on the other
   ProposalMismatch,  // phase 1 (IKE SA) encryption/integrity/PRF
   DhGroupMismatch,
   PeerNotResponding,
@@ -106,6 +106,11 @@ struct ConnStatus {
   // Monotonic, for metrics: since the connection was added.
   uint64_t ike_rekeys = 0, child_rekeys = 0, dpd_timeouts = 0;
   std::map<Failure, uint64_t> failures_total;
+  // Failures recorded from input no peer had authenticated yet (IKE_SA_INIT,
+  // the first IKEv1 message, a rejected AUTH): anyone who can spoof the
+  // peer's address can cause them, so they never override the status of an
+  // established connection and are counted apart (issue 15, item 8).
+  std::map<Failure, uint64_t> unauthenticated_failures_total;
   std::vector<uint32_t> tunnel_ids;  // the data-plane tunnels (reqids) of its CHILD_SAs
 };
 

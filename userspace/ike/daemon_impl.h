@@ -66,7 +66,9 @@ inline std::string hex_spi(uint64_t v) {
   snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
   return b;
 }
-inline std::string hex32(uint32_t v) { return dp::spi_hex(v); }
+inline std::string hex32(uint32_t v) {
+  return dp::spi_hex(v);
+}
 
 // §2.23: SHA-1(SPIi | SPIr | IP | Port).
 inline Bytes nat_hash(uint64_t spi_i, uint64_t spi_r, const dp::Endpoint& e) {
@@ -397,9 +399,23 @@ struct Daemon::Impl {
   }
 
   // ---- failure bookkeeping
-  void record_failure(Conn* c, Failure f, const std::string& detail) {
+  void record_failure(Conn* c, Failure f, const std::string& detail, bool authenticated = true) {
     if (!c) return;
-    ++c->st.failures_total[f];
+    if (!authenticated) {
+      ++c->st.unauthenticated_failures_total[f];
+      const IkeSa* cur = current_sa(c->cfg.name);
+      if (cur && cur->state != IkeState::Connecting) {
+        // The connection is up: a spoofed first message must not mark it failed.
+        log::info("ike.failure_ignored",
+                  {{"conn", c->cfg.name},
+                   {"reason", to_string(f)},
+                   {"detail", detail},
+                   {"why", "unauthenticated input, connection established"}});
+        return;
+      }
+    } else {
+      ++c->st.failures_total[f];
+    }
     c->st.failure = f;
     c->st.failure_detail = detail;
     c->st.failure_at_ms = now();
@@ -529,11 +545,31 @@ struct Daemon::Impl {
     sas.erase(uid);
   }
 
+  // Whether a failure of `sa` rests on input a peer had authenticated: an
+  // SA still negotiating (before AUTH verified) failed on what anyone able
+  // to spoof the peer's address could have sent, except for our own
+  // timeouts and local errors.
+  static bool authenticated_failure(const IkeSa& sa, Failure f) {
+    if (sa.state != IkeState::Connecting) return true;
+    switch (f) {
+      case Failure::ProposalMismatch:
+      case Failure::DhGroupMismatch:
+      case Failure::ModeMismatch:
+      case Failure::IkeVersionMismatch:
+      case Failure::IdMismatch:
+      case Failure::PskMismatch:
+      case Failure::AuthFailed:
+        return false;
+      default:
+        return true;
+    }
+  }
+
   // A negotiation failed for good: record why, drop the SA, retry later
   // when the connection wants to be up.
   void fail(IkeSa& sa, Failure f, const std::string& detail, bool retry = true) {
     Conn* c = conn_of(sa);
-    if (f != Failure::None) record_failure(c, f, detail);
+    if (f != Failure::None) record_failure(c, f, detail, authenticated_failure(sa, f));
     log_sa(spdlog::level::warn, sa, "ike.sa_failed", {{"reason", to_string(f)}});
     const std::string conn = sa.conn;
     destroy(sa.uid);
@@ -1218,6 +1254,12 @@ struct Daemon::Impl {
   // ===========================================================================
   // Responder
 
+  // A connection is chosen by the addresses the message came in on, then by
+  // the peer's identity among the connections of that address pair. An
+  // identity alone never selects a connection: a peer configured for one
+  // connection that knows another's id and PSK must not bring that one up
+  // towards itself. Behind a NAT the configured peer address is the NAT's
+  // public address, which is what the message arrives from (docs/ike.md).
   Conn* find_conn(const net::IpAddr& local, const net::IpAddr& remote, const Identity* id) {
     Conn* by_addr = nullptr;
     for (auto& [n, c] : conns)
@@ -1225,9 +1267,6 @@ struct Daemon::Impl {
         if (!id || c.cfg.remote_id == *id) return &c;
         if (!by_addr) by_addr = &c;
       }
-    if (id)
-      for (auto& [n, c] : conns)
-        if (c.cfg.local == local && c.cfg.remote_id == *id) return &c;
     return id ? nullptr : by_addr;
   }
   Conn* find_conn_by_addr(const net::IpAddr& local, const net::IpAddr& remote) {
@@ -1317,7 +1356,7 @@ struct Daemon::Impl {
       for (const auto& a : c->cfg.ike) ours += (ours.empty() ? "" : ", ") + to_string(a);
       const bool dh_only = ike_matches_without_dh(*sap, c->cfg.ike);
       record_failure(c, dh_only ? Failure::DhGroupMismatch : Failure::ProposalMismatch,
-                     "peer offered " + describe(*sap) + "; we accept " + ours);
+                     "peer offered " + describe(*sap) + "; we accept " + ours, false);
       reply_plain(h, from, to, {make_notify(Notify::NoProposalChosen)});
       return;
     }
@@ -1376,7 +1415,7 @@ struct Daemon::Impl {
   void on_auth_request(IkeSa& sa, const Message& m, uint32_t mid) {
     auto reject = [&](Failure f, const std::string& detail, Conn* c) {
       ++ctr.auth_failures;
-      if (c) record_failure(c, f, detail);
+      if (c) record_failure(c, f, detail, false);  // the peer did not authenticate
       send_response(sa, Exchange::IkeAuth, mid, {make_notify(Notify::AuthenticationFailed)});
       log_sa(spdlog::level::warn, sa, "ike.auth_failed", {{"reason", to_string(f)}});
       destroy(sa.uid);

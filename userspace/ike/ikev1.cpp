@@ -581,11 +581,7 @@ struct V1 {
         if (!by_addr) by_addr = &c;
       }
     }
-    if (id)
-      for (auto& [n, c] : I.conns)
-        if ((any_version || c.cfg.ike_version == 1) && c.cfg.local == local &&
-            c.cfg.remote_id == *id)
-          return &c;
+    // Never by identity alone (see find_conn in daemon_impl.h).
     return id ? nullptr : by_addr;
   }
 
@@ -896,11 +892,12 @@ struct V1 {
         if (aggressive && pid && any->cfg.ike_version == 1) {
           I.record_failure(
               any, Failure::IdMismatch,
-              "peer identified as " + pid->str() + ", expected " + any->cfg.remote_id.str());
+              "peer identified as " + pid->str() + ", expected " + any->cfg.remote_id.str(), false);
           plain_notify(h.icookie, 0, kInvalidIdInformation, to, from);
         } else {
           I.record_failure(any, Failure::IkeVersionMismatch,
-                           "peer " + from.addr.str() + " speaks IKEv1, the connection IKEv2");
+                           "peer " + from.addr.str() + " speaks IKEv1, the connection IKEv2",
+                           false);
         }
       } else {
         ++I.ctr.bad_spi;
@@ -911,7 +908,8 @@ struct V1 {
       I.record_failure(c, Failure::ModeMismatch,
                        std::string("peer started ") + (aggressive ? "aggressive" : "main") +
                            " mode, the connection uses " +
-                           (c->cfg.aggressive ? "aggressive" : "main"));
+                           (c->cfg.aggressive ? "aggressive" : "main"),
+                       false);
       plain_notify(h.icookie, 0, kInvalidExchangeType, to, from);
       return;
     }
@@ -926,7 +924,7 @@ struct V1 {
       std::string ours;
       for (const auto& a : c->cfg.ike) ours += (ours.empty() ? "" : ", ") + v1::to_string(a);
       I.record_failure(c, dh ? Failure::DhGroupMismatch : Failure::ProposalMismatch,
-                       "peer offered " + v1::describe(*sap) + "; we accept " + ours);
+                       "peer offered " + v1::describe(*sap) + "; we accept " + ours, false);
       plain_notify(h.icookie, 0, kNoProposalChosen, to, from);
       return;
     }

@@ -377,6 +377,8 @@ metrics::IkeSnapshot IkeSync::metrics_snapshot() {
     t.child_rekeys = st->child_rekeys;
     t.dpd_timeouts = st->dpd_timeouts;
     for (const auto& [f, n] : st->failures_total) t.failures[ike::to_string(f)] = n;
+    for (const auto& [f, n] : st->unauthenticated_failures_total)
+      t.unauthenticated_failures[ike::to_string(f)] = n;
     auto& tot = esp_totals_[name];
     for (uint32_t tid : st->tunnel_ids) {
       auto cur = dp_.tunnel_counters(tid);
