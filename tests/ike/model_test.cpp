@@ -130,13 +130,21 @@ TEST(IkeModel, ConfigSection) {
   EXPECT_FALSE(c->ike.raw_esp);
   EXPECT_FALSE(c->ike.install_routes);
   EXPECT_EQ(c->ike.port, 500);
+  // Fail-closed routes are on by default, with a 60 s drain after delete.
+  EXPECT_TRUE(c->ike.fail_closed);
+  EXPECT_EQ(c->ike.fail_closed_drain_s, 60u);
+  auto fc = parse_config("ike: {fail_closed: false, fail_closed_drain_s: 5}\n", {});
+  ASSERT_TRUE(fc.has_value()) << fc.error();
+  EXPECT_FALSE(fc->ike.fail_closed);
+  EXPECT_EQ(fc->ike.fail_closed_drain_s, 5u);
   auto off = parse_config("ike: {enabled: false}\n", {});
   ASSERT_TRUE(off.has_value());
   EXPECT_FALSE(off->ike.enabled);
   EXPECT_FALSE(parse_config("{}\n", {})->ike.enabled);
   for (const char* bad :
        {"ike: {port: 4500}\n", "ike: {port: 0}\n", "ike: {tun: a-name-longer-than-15}\n",
-        "ike: {mtu: 100}\n", "ike: {workers: 65}\n", "ike: {colour: blue}\n", "ike: 5\n"}) {
+        "ike: {mtu: 100}\n", "ike: {workers: 65}\n", "ike: {colour: blue}\n", "ike: 5\n",
+        "ike: {fail_closed_drain_s: 90000}\n", "ike: {fail_closed: maybe}\n"}) {
     auto r = parse_config(bad, {});
     EXPECT_FALSE(r.has_value()) << bad;
     if (!r) {

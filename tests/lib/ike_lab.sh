@@ -9,7 +9,8 @@
 #
 # Source it after esp_lab.sh and strongswan.sh with XGWD, XGWCTL, P (the
 # namespace prefix) and, optionally, SS_CHARON_EXTRA (charon settings) or
-# IKE_LAB_NO_CHARON (another peer on g2) set.
+# IKE_LAB_NO_CHARON (another peer on g2) set; IKE_LAB_IKE_EXTRA adds
+# settings to the `ike:` section of xgwd.yaml ("key: value, ...").
 # xgwd runs as the product does: with `ike:` and the XDP data plane
 # (`dataplane:`) attached on g1's LAN and WAN, so every tunnel packet
 # crosses the classifier, the tier and the XDP counters (IKE_LAB_XDP=0 runs
@@ -60,7 +61,7 @@ ctl() { in_g1 "$XGWCTL" --state-dir "$tmp/state" "$@"; }
 # table 220); g1's kernel routes come from xgwd (ike.install_routes).
 cat >"$tmp/xgwd.yaml" <<YAML
 metrics: {listen: "127.0.0.1:0"}
-ike: {tun: xgw0, workers: 1}
+ike: {tun: xgw0, workers: 1${IKE_LAB_IKE_EXTRA:+, $IKE_LAB_IKE_EXTRA}}
 YAML
 if [ "${IKE_LAB_XDP:-1}" = 1 ]; then
   cat >>"$tmp/xgwd.yaml" <<YAML
@@ -92,8 +93,10 @@ xdp_gw_traffic() {  # field [gw_idx]
 }
 start_xgwd() {
   rm -f "$tmp/state/api.addr"
-  in_g1_net "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" --api-listen 127.0.0.1:0 \
-    --log-level debug >>"$tmp/xgwd.log" 2>&1 &
+  # nsenter execs xgwd, so $! is xgwd itself (a shell function run in the
+  # background would be a subshell, and killing that leaves xgwd running).
+  nsenter --net="/run/netns/$G1" "$XGWD" --config "$tmp/xgwd.yaml" --state-dir "$tmp/state" \
+    --api-listen 127.0.0.1:0 --log-level debug >>"$tmp/xgwd.log" 2>&1 &
   xgwd_pid=$!
   for _ in $(seq 100); do [ -s "$tmp/state/api.addr" ] && return 0; sleep 0.05; done
   fail "xgwd did not start"

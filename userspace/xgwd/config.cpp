@@ -130,6 +130,12 @@ Expected<void, std::string> parse_ike(const YAML::Node& v, IkeConfig& k) {
       if (!read_scalar(a.second, path, k.raw_esp, err)) return unexpected(err);
     } else if (key == "install_routes") {
       if (!read_scalar(a.second, path, k.install_routes, err)) return unexpected(err);
+    } else if (key == "fail_closed") {
+      if (!read_scalar(a.second, path, k.fail_closed, err)) return unexpected(err);
+    } else if (key == "fail_closed_drain_s") {
+      if (!read_scalar(a.second, path, k.fail_closed_drain_s, err)) return unexpected(err);
+      if (k.fail_closed_drain_s > 86400)
+        return unexpected(std::string("config: ike.fail_closed_drain_s must be 0-86400"));
     } else {
       return unexpected("config: unknown key '" + path + "'");
     }

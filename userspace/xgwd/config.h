@@ -53,6 +53,14 @@ struct IkeConfig {
   uint32_t workers = 0;        // 0: one per CPU
   bool raw_esp = true;         // also raw ESP (IP 50) when no NAT is seen
   bool install_routes = true;  // route the remote subnets into `tun`
+  // Fail closed (userspace path with install_routes): each configured
+  // remote subnet also gets an `unreachable` route under the device route
+  // (kernel_routes.h). It outlives xgwd, so while xgwd restarts or after a
+  // crash that traffic is dropped instead of leaving in plaintext by the
+  // default route; after a connection is deleted it stays for
+  // `fail_closed_drain_s` seconds, then goes.
+  bool fail_closed = true;
+  uint32_t fail_closed_drain_s = 60;
 };
 
 struct Config {

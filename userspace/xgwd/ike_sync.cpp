@@ -1,5 +1,7 @@
 #include "xgwd/ike_sync.h"
 
+#include <chrono>
+
 #include "common/log.h"
 
 namespace xgw::xgwd {
@@ -157,23 +159,110 @@ Expected<ike::ConnConfig, std::string> conn_config(const VpnConnection& c, const
 IkeSync::IkeSync(store::Store& store, ike::Runtime& rt, dp::Dataplane& dp, IkeConfig settings)
     : store_(store), rt_(rt), dp_(dp), settings_(std::move(settings)) {}
 
+namespace {
+uint64_t steady_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+}  // namespace
+
+bool IkeSync::open_rtnl() {
+  if (rtnl_) return true;
+  auto r = KernelRoutes::open();
+  if (!r) {
+    log::warn("ike.route_failed", {{"error", r.error()}});
+    return false;
+  }
+  rtnl_.emplace(std::move(*r));
+  return true;
+}
+
+// Fail-closed routes (kernel_routes.h): one per remote subnet of every
+// loaded connection, kept while a connection wants it and for the drain
+// time after; those a previous xgwd left are adopted at the first sync
+// (and drained unless still wanted). A subnet that holds the connection's
+// own peer address is skipped: blocking it would cut IKE itself.
+void IkeSync::sync_fail_closed() {
+  if (!settings_.fail_closed || !open_rtnl()) return;
+  const uint64_t now = steady_ms();
+  const uint64_t drain = uint64_t{settings_.fail_closed_drain_s} * 1000;
+  if (!fail_closed_adopted_) {
+    auto have = rtnl_->list_fail_closed();
+    if (!have) {
+      log::warn("ike.route_failed", {{"op", "dump"}, {"error", have.error()}});
+    } else {
+      for (const auto& c : *have) fail_closed_[c.str()] = {c, now + drain};
+      if (!have->empty()) log::info("ike.fail_closed_adopted", {{"routes", have->size()}});
+    }
+    fail_closed_adopted_ = true;
+  }
+  std::map<std::string, net::Cidr> want;
+  for (const auto& [name, k] : loaded_)
+    for (const auto& ch : k.children)
+      for (const auto& r : ch.remote_ts) {
+        if (r.len == 0) continue;
+        if (r.contains(k.remote)) {
+          if (warned_.insert("fail-closed/" + name + "/" + r.str()).second)
+            log::warn("ike.fail_closed_skipped",
+                      {{"conn", name},
+                       {"prefix", r.str()},
+                       {"reason", "the remote subnet holds the peer's own address"}});
+          continue;
+        }
+        want.emplace(r.str(), r);
+      }
+  for (const auto& [key, dst] : want) {
+    auto it = fail_closed_.find(key);
+    if (it != fail_closed_.end()) {
+      it->second.expire_ms = 0;
+      continue;
+    }
+    if (auto r = rtnl_->add_fail_closed(dst); !r) {
+      log::warn("ike.route_failed", {{"op", "fail_closed"}, {"error", r.error()}});
+      continue;  // tried again at the next sync
+    }
+    fail_closed_[key] = {dst, 0};
+  }
+  for (auto& [key, fc] : fail_closed_)
+    if (!want.count(key) && fc.expire_ms == 0) {
+      fc.expire_ms = now + drain;
+      log::info("ike.fail_closed_draining",
+                {{"prefix", key}, {"drain_s", settings_.fail_closed_drain_s}});
+    }
+  tick();
+}
+
+void IkeSync::tick() {
+  if (!rtnl_) return;
+  const uint64_t now = steady_ms();
+  for (auto it = fail_closed_.begin(); it != fail_closed_.end();) {
+    if (it->second.expire_ms == 0 || now < it->second.expire_ms) {
+      ++it;
+      continue;
+    }
+    if (auto r = rtnl_->remove_fail_closed(it->second.dst); !r) {
+      log::warn("ike.route_failed", {{"op", "del fail_closed"}, {"error", r.error()}});
+      ++it;  // tried again at the next tick
+      continue;
+    }
+    log::info("ike.fail_closed_removed", {{"prefix", it->first}});
+    it = fail_closed_.erase(it);
+  }
+}
+
 // The remote subnets of every loaded connection, routed into the ESP
 // engine's device over rtnetlink; routes no connection wants any more go.
 void IkeSync::sync_routes() {
   if (!settings_.install_routes) return;
+  // The fail-closed floor first: a subnet is never without both routes.
+  sync_fail_closed();
   std::map<std::string, net::Cidr> want;
   for (const auto& [name, k] : loaded_)
     for (const auto& ch : k.children)
       for (const auto& r : ch.remote_ts)
         if (r.len > 0) want.emplace(r.str(), r);
-  if (!rtnl_) {
-    auto r = KernelRoutes::open();
-    if (!r) {
-      log::warn("ike.route_failed", {{"error", r.error()}});
-      return;
-    }
-    rtnl_.emplace(std::move(*r));
-  }
+  if (!open_rtnl()) return;
   for (auto it = routes_.begin(); it != routes_.end();) {
     if (want.count(it->first)) {
       ++it;

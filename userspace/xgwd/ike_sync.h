@@ -50,9 +50,14 @@ class IkeSync {
   // Live state for Prometheus; ESP counters are accumulated here so they
   // stay monotonic when SAs, CHILD_SA lineages or connections are renewed.
   metrics::IkeSnapshot metrics_snapshot();
+  // Removes fail-closed routes whose drain time ended; call about once a
+  // second.
+  void tick();
 
  private:
   void sync_routes();
+  void sync_fail_closed();
+  bool open_rtnl();
 
   store::Store& store_;
   ike::Runtime& rt_;
@@ -63,6 +68,12 @@ class IkeSync {
   std::map<std::string, std::pair<std::string, size_t>> tunnel_by_name_;
   std::optional<KernelRoutes> rtnl_;
   std::map<std::string, net::Cidr> routes_;  // installed, by prefix text
+  struct FailClosed {
+    net::Cidr dst;
+    uint64_t expire_ms = 0;  // 0: a loaded connection wants it; else drain deadline
+  };
+  std::map<std::string, FailClosed> fail_closed_;  // by prefix text
+  bool fail_closed_adopted_ = false;               // the kernel's leftovers were read once
   std::set<std::string> warned_;
   struct Labels {
     std::string gateway, connection, role;

@@ -352,6 +352,7 @@ int main(int argc, char** argv) {
   if (ike_sync) {
     publish_ike = [&](const boost::system::error_code& e) {
       if (e) return;
+      ike_sync->tick();  // fail-closed routes whose drain time ended go
       auto snap = ike_sync->metrics_snapshot();
       if (sa_bridge) {
         const auto& st = sa_bridge->stats();
