@@ -108,20 +108,30 @@ void collect_ike(const IkeSnapshot& s, std::vector<MetricFamily>& out) {
       family("xgw_ike_half_open_sas", "responder IKE SAs waiting for IKE_AUTH", MetricType::Gauge);
   add(half, {}, static_cast<double>(s.half_open));
   out.push_back(std::move(half));
-  const std::pair<const char*, uint64_t> ctrs[] = {
-      {"xgw_ike_cookies_sent_total", s.cookies_sent},
-      {"xgw_ike_retransmissions_total", s.retransmits},
-      {"xgw_ike_malformed_messages_total", s.malformed},
-      {"xgw_ike_integrity_failures_total", s.integrity_failures},
-      {"xgw_ike_authentication_failures_total", s.auth_failures}};
-  const char* helps[] = {"IKE_SA_INIT answered with a COOKIE (RFC 7296 §2.6)",
-                         "IKE requests sent again",
-                         "IKE datagrams dropped as unparsable or with unknown SPIs",
-                         "IKE messages whose Encrypted payload failed to verify",
-                         "IKE_AUTH exchanges that failed authentication (either side)"};
-  for (size_t i = 0; i < std::size(ctrs); ++i) {
-    auto f = family(ctrs[i].first, helps[i], MetricType::Counter);
-    add(f, {}, static_cast<double>(ctrs[i].second));
+  struct Ctr {
+    const char* name;
+    uint64_t value;
+    const char* help;
+  };
+  const Ctr ctrs[] = {
+      {"xgw_ike_cookies_sent_total", s.cookies_sent,
+       "IKE_SA_INIT answered with a COOKIE (RFC 7296 §2.6)"},
+      {"xgw_ike_half_open_refused_total", s.half_open_refused,
+       "first IKE messages refused at the half-open SA bounds"},
+      {"xgw_ike_unknown_peer_requests_total", s.unknown_peer,
+       "first IKE messages from addresses no connection is configured for (not answered)"},
+      {"xgw_ike_receive_queue_drops_total", s.nat_t_queue_drops,
+       "port-4500 IKE datagrams dropped at the full hand-over queue"},
+      {"xgw_ike_retransmissions_total", s.retransmits, "IKE requests sent again"},
+      {"xgw_ike_malformed_messages_total", s.malformed,
+       "IKE datagrams dropped as unparsable or with unknown SPIs"},
+      {"xgw_ike_integrity_failures_total", s.integrity_failures,
+       "IKE messages whose Encrypted payload failed to verify"},
+      {"xgw_ike_authentication_failures_total", s.auth_failures,
+       "IKE_AUTH exchanges that failed authentication (either side)"}};
+  for (const auto& c : ctrs) {
+    auto f = family(c.name, c.help, MetricType::Counter);
+    add(f, {}, static_cast<double>(c.value));
     out.push_back(std::move(f));
   }
   auto drops = family("xgw_esp_drops_total", "packets the userspace ESP path dropped, by reason",

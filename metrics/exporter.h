@@ -59,6 +59,10 @@ struct IkeSnapshot {
   };
   std::vector<Tunnel> tunnels;
   std::map<std::pair<std::string, std::string>, uint64_t> messages;  // (exchange, direction)
+  // Flood defences: first messages refused at the half-open bounds, first
+  // messages from unconfigured addresses (unanswered), port-4500
+  // datagrams dropped at the hand-over queue.
+  uint64_t half_open_refused = 0, unknown_peer = 0, nat_t_queue_drops = 0;
   uint64_t half_open = 0, cookies_sent = 0, retransmits = 0, malformed = 0, integrity_failures = 0,
            auth_failures = 0;
   std::map<std::string, uint64_t> esp_drops;  // reason -> packets

@@ -334,7 +334,7 @@ TEST_P(IkePair, NoRawEspMeansUdpEncapsulation) {
   }
 }
 
-TEST_P(IkePair, HalfOpenLimitPerSource) {
+TEST_P(IkePair, HalfOpenSharePerSourceAsksForCookies) {
   DaemonOptions o = SimNet::fast_options();
   o.half_open_per_source = 3;
   o.cookie_threshold = 1000;
@@ -354,11 +354,88 @@ TEST_P(IkePair, HalfOpenLimitPerSource) {
     return !(h && h->exchange == Exchange::IkeAuth);  // AUTH never arrives
   };
   n2.pump();
-  EXPECT_EQ(y.d->sas().size(), 3u);
-  EXPECT_EQ(y.d->counters().half_open_refused, 2u);
+  // Beyond its share of three, the source is asked for a cookie; one that
+  // returns it (it receives at that address) is admitted.
+  EXPECT_EQ(y.d->counters().cookies_sent, 2u);
+  EXPECT_EQ(y.d->sas().size(), 5u);
+  EXPECT_EQ(y.d->half_open(), 5u);
+  EXPECT_EQ(y.d->counters().half_open_refused, 0u);
   // Half-open SAs expire, making room again.
   n2.run_for(31000, 1000);
-  EXPECT_LE(y.d->sas().size(), 3u);
+  EXPECT_EQ(y.d->half_open(), 0u);
+}
+
+TEST_P(IkePair, HalfOpenMaxBoundsEverySource) {
+  DaemonOptions o = SimNet::fast_options();
+  o.half_open_max = 4;
+  SimNet n2(o);
+  auto& x = n2.add_peer("a", "192.0.2.1");
+  auto& y = n2.add_peer("b", "198.51.100.1");
+  ASSERT_TRUE(y.d->upsert(basic_conn(x, y, false)).has_value());
+  auto cx = basic_conn(x, y, true);
+  for (int i = 0; i < 6; ++i) {
+    cx.name = "c" + std::to_string(i);
+    ASSERT_TRUE(x.d->upsert(cx).has_value());
+    ASSERT_TRUE(x.d->initiate(cx.name).has_value());
+  }
+  n2.filter = [&](Datagram& d) {
+    auto h = parse_header(d.data);
+    return !(h && h->exchange == Exchange::IkeAuth);
+  };
+  n2.pump();
+  EXPECT_EQ(y.d->half_open(), 4u);
+  EXPECT_GE(y.d->counters().half_open_refused, 2u);
+}
+
+// Issue 16: IKE_SA_INIT forged from the peer's own address fill its
+// half-open share; the peer still gets in, because beyond the share a
+// cookie is asked and only the real peer receives it.
+TEST_P(IkePair, ForgeriesFromThePeersAddressDoNotLockItOut) {
+  load();
+  // A valid first message from the peer's address, built by a daemon of
+  // its own; replayed with fresh SPIs its responses reach the real peer,
+  // which knows none of them.
+  SimNet other(SimNet::fast_options());
+  auto& fake = other.add_peer("fake", ini().addr.str());
+  auto& target = other.add_peer("target", res().addr.str());
+  ConnConfig fc = basic_conn(fake, target, true);
+  fc.ike = ini_cfg().ike;
+  ASSERT_TRUE(fake.d->upsert(fc).has_value());
+  ASSERT_TRUE(fake.d->initiate(fc.name).has_value());
+  const Datagram forged = other.queue.front();
+  for (int i = 0; i < 50; ++i) {
+    Bytes m = forged.data;
+    m[0] ^= static_cast<uint8_t>(i + 1);
+    m[1] ^= static_cast<uint8_t>(i * 7 + 3);
+    res().d->receive(m, forged.from, forged.to);
+  }
+  EXPECT_EQ(res().d->half_open(), 20u);  // the per-source share, then cookies
+  EXPECT_EQ(res().d->counters().cookies_sent, 30u);
+  net.pump();  // the responses to the forgeries reach the real peer
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.pump();
+  EXPECT_TRUE(st(ini()).up);
+  EXPECT_TRUE(st(res()).up);
+}
+
+TEST_P(IkePair, UnconfiguredSourcesGetNoAnswer) {
+  load();
+  SimNet other(SimNet::fast_options());
+  auto& stranger = other.add_peer("stranger", "203.0.113.77");
+  auto& target = other.add_peer("target", res().addr.str());
+  ConnConfig sc = basic_conn(stranger, target, true);
+  ASSERT_TRUE(stranger.d->upsert(sc).has_value());
+  ASSERT_TRUE(stranger.d->initiate(sc.name).has_value());
+  const Datagram d = other.queue.front();
+  net.queue.clear();
+  for (int i = 0; i < 100; ++i) {
+    Bytes m = d.data;
+    m[0] ^= static_cast<uint8_t>(i + 1);
+    res().d->receive(m, d.from, d.to);
+  }
+  EXPECT_TRUE(net.queue.empty()) << "answered an unconfigured source";
+  EXPECT_EQ(res().d->counters().unknown_peer, 100u);
+  EXPECT_EQ(res().d->half_open(), 0u);
 }
 
 TEST_P(IkePair, DpdDeclaresADeadPeerWithinIntervalPlusTimeout) {

@@ -3,6 +3,7 @@
 // each with peer A initiating and then peer B.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -446,6 +447,34 @@ TEST_P(V1Pair, IdentityAloneNeverSelectsAnotherPeersConnection) {
   EXPECT_EQ(st(*a).failure, Failure::None) << st(*a).failure_detail;
   EXPECT_FALSE(a->d->status("to-rogue")->up);
   EXPECT_NE(a->d->status("to-rogue")->failure, Failure::None);
+}
+
+// Issue 16: IKEv1 has no stateless cookies, so first messages beyond the
+// per-source share (and beyond half_open_max in all) are refused, counted;
+// before, a flood of them made one ISAKMP SA each without bound.
+TEST_P(V1Pair, HalfOpenBoundsRefuseFirstMessages) {
+  DaemonOptions o = SimNet::fast_options();
+  o.half_open_per_source = 3;
+  SimNet n2(o);
+  auto& x = n2.add_peer("a", "192.0.2.1");
+  auto& y = n2.add_peer("b", "198.51.100.1");
+  ASSERT_TRUE(y.d->upsert(v1(basic_conn(x, y, false))).has_value());
+  auto cx = v1(basic_conn(x, y, true));
+  for (int i = 0; i < 5; ++i) {
+    cx.name = "c" + std::to_string(i);
+    ASSERT_TRUE(x.d->upsert(cx).has_value());
+    ASSERT_TRUE(x.d->initiate(cx.name).has_value());
+  }
+  // Only first messages reach the responder: nothing ever completes.
+  n2.filter = [&](Datagram& d) {
+    return d.to.addr == y.addr && d.data.size() >= 16 &&
+           std::all_of(d.data.begin() + 8, d.data.begin() + 16, [](uint8_t b) { return b == 0; });
+  };
+  n2.pump();
+  EXPECT_EQ(y.d->half_open(), 3u);
+  EXPECT_EQ(y.d->counters().half_open_refused, 2u);
+  n2.run_for(31000, 1000);
+  EXPECT_EQ(y.d->half_open(), 0u);
 }
 
 TEST_P(V1Pair, IdMismatchSeenByInitiator) {

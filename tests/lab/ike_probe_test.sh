@@ -104,7 +104,7 @@ if want spoof; then
   ss_load ss "$tmp/ss" "$tmp/ss.conf" || fail "spoof: swanctl load"
   ctl apply -f "$tmp/site.yaml" >/dev/null || fail "spoof: apply"
   wait_up real 20 || fail "spoof: tunnel not up"
-  ip netns exec "$G2" python3 "$here/probe/ike_sa_init.py" "$ESP_LAB_G2_WAN_IP" "$ESP_LAB_G1_WAN_IP" 6 ||
+  ip netns exec "$G2" python3 "$here/probe/ike_flood.py" dh1 "$ESP_LAB_G2_WAN_IP" "$ESP_LAB_G1_WAN_IP" 6 >/dev/null ||
     fail "spoof: sending"
   pat='xgw_tunnel_negotiation_failures_total\{.*connection="real".*reason="dh_group_mismatch".*authenticated="false"'
   v=$(wait_metric "$pat" 6)

@@ -58,6 +58,9 @@ TEST(Exporter, IkeSnapshotDrivesTunnelState) {
   s.tunnels.push_back(m);
   s.messages[{"IKE_AUTH", "sent"}] = 5;
   s.half_open = 1;
+  s.half_open_refused = 11;
+  s.unknown_peer = 12;
+  s.nat_t_queue_drops = 13;
   s.esp_drops["replay"] = 9;
   s.acquires = {{"negotiated", 2}, {"rate_limited", 5}, {"unmatched", 0}};
   e.publish_ike(s);
@@ -81,6 +84,9 @@ TEST(Exporter, IkeSnapshotDrivesTunnelState) {
   EXPECT_EQ(value(fs, "xgw_ike_messages_total", {{"exchange", "IKE_AUTH"}, {"direction", "sent"}}),
             5);
   EXPECT_EQ(value(fs, "xgw_ike_half_open_sas", {}), 1);
+  EXPECT_EQ(value(fs, "xgw_ike_half_open_refused_total", {}), 11);
+  EXPECT_EQ(value(fs, "xgw_ike_unknown_peer_requests_total", {}), 12);
+  EXPECT_EQ(value(fs, "xgw_ike_receive_queue_drops_total", {}), 13);
   EXPECT_EQ(value(fs, "xgw_esp_drops_total", {{"reason", "replay"}}), 9);
   EXPECT_EQ(value(fs, "xgw_dataplane_acquires_total", {{"result", "negotiated"}}), 2);
   EXPECT_EQ(value(fs, "xgw_dataplane_acquires_total", {{"result", "rate_limited"}}), 5);

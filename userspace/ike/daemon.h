@@ -128,6 +128,9 @@ struct DaemonCounters {
   uint64_t unsupported_critical = 0;
   uint64_t invalid_message_id = 0;
   uint64_t cookies_sent = 0, half_open_refused = 0;
+  // First messages from addresses no connection is configured for: not
+  // answered (a flood from random sources costs no replies, no state).
+  uint64_t unknown_peer = 0;
   uint64_t ike_established = 0, child_established = 0;
   uint64_t ike_rekeyed = 0, child_rekeyed = 0;
   uint64_t auth_failures = 0, dead_peers = 0;
@@ -137,8 +140,13 @@ struct DaemonOptions {
   RetransmitConfig retransmit;
   // Cookies (§2.6) once this many half-open SAs exist; 0 = always.
   uint32_t cookie_threshold = 20;
-  // Half-open SAs allowed per source address before new ones are refused.
+  // Half-open SAs per source address; beyond it an IKEv2 initiator must
+  // return a cookie (which a blind spoofer of that address cannot), an
+  // IKEv1 one is refused.
   uint32_t half_open_per_source = 20;
+  // Half-open SAs in all: beyond it every new first message is refused.
+  // Bounds the memory a flood can take (docs/ike.md: about 10 KB each).
+  uint32_t half_open_max = 2000;
   uint32_t nonce_len = 32;
   uint32_t replay_window = 1024;
   // First tunnel id the daemon hands out for CHILD_SA lineages (dp reqid).

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 #include "common/bytes.h"
 #include "common/log.h"
@@ -282,6 +283,7 @@ struct IkeSa {
   bool dh_probe = false;
   bool rekeyed = false;       // superseded by a rekeyed IKE SA; children moved away
   uint32_t first_tunnel = 0;  // the plan the IKE_AUTH CHILD_SA negotiates
+  std::string half_open_key;  // counted as half-open from this source (empty: not)
 
   // ---- IKEv1 (ikev1.cpp): SPIs are the cookies, `ni`/`nr` the phase-1
   // nonces, `algs` the phase-1 transform, `init_req` SAi_b.
@@ -327,6 +329,9 @@ struct Daemon::Impl {
   uint32_t next_policy;
   DaemonCounters ctr;
   Bytes cookie_secret = random_bytes(32);
+  size_t half_open_total = 0;
+  std::unordered_map<std::string, uint32_t> half_open_by_source;
+  uint64_t unknown_peer_log_at = 0, unknown_peer_suppressed = 0;
   std::mt19937_64 rng{std::random_device{}()};
   bool raw_esp = false;
 
@@ -538,6 +543,7 @@ struct Daemon::Impl {
   void destroy(uint64_t uid) {
     IkeSa* sa = sa_by_uid(uid);
     if (!sa) return;
+    uncount_half_open(*sa);
     for (const auto& ch : sa->children) remove_child_sas(ch);
     if (sa->active && sa->active->spi_in) (void)dp.delete_sa(dp::Direction::In, sa->active->spi_in);
     auto it = by_spi.find(sa->our_spi());
@@ -1044,6 +1050,7 @@ struct Daemon::Impl {
 
   void established(IkeSa& sa) {
     Conn* c = conn_of(sa);
+    uncount_half_open(sa);
     sa.state = IkeState::Established;
     sa.established_at = now();
     sa.rekey_at = c ? now() + rekey_delay_ms(c->cfg.ike_lifetime_s, c->cfg) : 0;
@@ -1275,13 +1282,43 @@ struct Daemon::Impl {
     return nullptr;
   }
 
+  // Half-open responder SAs, counted as they come and go so that a flood
+  // of first messages costs O(1) per message to check.
+  static std::string source_key(const net::IpAddr& a) {
+    return std::string(reinterpret_cast<const char*>(a.bytes.data()), 16) +
+           static_cast<char>(a.family);
+  }
   size_t half_open(const net::IpAddr* from) const {
-    size_t n = 0;
-    for (const auto& [uid, sa] : sas)
-      if (!sa->initiator && sa->state == IkeState::Connecting &&
-          (!from || sa->remote.addr == *from))
-        ++n;
-    return n;
+    if (!from) return half_open_total;
+    auto it = half_open_by_source.find(source_key(*from));
+    return it == half_open_by_source.end() ? 0 : it->second;
+  }
+  void count_half_open(IkeSa& sa) {
+    if (!sa.half_open_key.empty()) return;
+    sa.half_open_key = source_key(sa.remote.addr);
+    ++half_open_by_source[sa.half_open_key];
+    ++half_open_total;
+  }
+  void uncount_half_open(IkeSa& sa) {
+    if (sa.half_open_key.empty()) return;
+    auto it = half_open_by_source.find(sa.half_open_key);
+    if (it != half_open_by_source.end() && --it->second == 0) half_open_by_source.erase(it);
+    --half_open_total;
+    sa.half_open_key.clear();
+  }
+  // A first message from an address no connection is configured for: no
+  // answer, and one log line per 10 s saying how many there were.
+  void unknown_peer(const dp::Endpoint& from, const dp::Endpoint& to) {
+    ++ctr.unknown_peer;
+    if (now() < unknown_peer_log_at) {
+      ++unknown_peer_suppressed;
+      return;
+    }
+    log::warn("ike.no_config", {{"local", ep_str(to)},
+                                {"remote", ep_str(from)},
+                                {"also_suppressed", unknown_peer_suppressed}});
+    unknown_peer_suppressed = 0;
+    unknown_peer_log_at = now() + 10000;
   }
 
   // §2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>)
@@ -1329,16 +1366,16 @@ struct Daemon::Impl {
       return;
     }
     Conn* c = find_conn_by_addr(to.addr, from.addr);
-    if (!c) {
-      log::warn("ike.no_config", {{"local", ep_str(to)}, {"remote", ep_str(from)}});
-      reply_plain(h, from, to, {make_notify(Notify::NoProposalChosen)});
-      return;
-    }
-    if (half_open(&from.addr) >= opt.half_open_per_source) {
+    if (!c) return unknown_peer(from, to);
+    if (half_open(nullptr) >= opt.half_open_max) {
       ++ctr.half_open_refused;
       return;
     }
-    if (half_open(nullptr) >= opt.cookie_threshold) {
+    // §2.6: cookies when many SAs are half-open, and whenever this source
+    // has its share. Forgeries of a peer's address cannot return a cookie
+    // sent to it, so they never crowd out the peer, which can.
+    if (half_open(nullptr) >= opt.cookie_threshold ||
+        half_open(&from.addr) >= opt.half_open_per_source) {
       const Bytes want = make_cookie(ni->data, from.addr, h.spi_i);
       const bool first_is_cookie = !m->payloads.empty() &&
                                    m->payloads[0].type == PayloadType::Notify &&
@@ -1382,6 +1419,7 @@ struct Daemon::Impl {
     index(sa);
     sa.local = to;
     sa.remote = from;
+    count_half_open(sa);
     sa.algs = choice->algs;
     sa.ni = ni->data;
     sa.nr = random_bytes(opt.nonce_len);
@@ -1894,6 +1932,7 @@ struct Daemon::Impl {
   }
 
   void start_ike_delete(IkeSa& sa) {
+    uncount_half_open(sa);
     sa.state = IkeState::Deleting;
     send_request(sa, Exchange::Informational,
                  {make_payload(PayloadType::Delete, DeletePayload{Protocol::Ike, {}})},

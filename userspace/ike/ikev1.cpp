@@ -900,8 +900,14 @@ struct V1 {
                            false);
         }
       } else {
-        ++I.ctr.bad_spi;
+        I.unknown_peer(from, to);
       }
+      return;
+    }
+    // IKEv1 has no stateless cookie exchange: the half-open bounds refuse.
+    if (I.half_open(&from.addr) >= I.opt.half_open_per_source ||
+        I.half_open(nullptr) >= I.opt.half_open_max) {
+      ++I.ctr.half_open_refused;
       return;
     }
     if (c->cfg.aggressive != aggressive) {
@@ -936,6 +942,7 @@ struct V1 {
     I.index(sa);
     sa.local = to;
     sa.remote = from;
+    I.count_half_open(sa);
     sa.algs = choice->algs;
     sa.dh_group = sa.algs.dh;
     sa.v1_life_s = choice->lifetime_s ? std::min(choice->lifetime_s, c->cfg.ike_lifetime_s)

@@ -5,12 +5,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <mutex>
 
 #include "common/log.h"
 
@@ -78,6 +81,21 @@ dp::Endpoint from_sockaddr(const sockaddr_storage& ss) {
 
 }  // namespace
 
+// Port-4500 datagrams on their way from data-plane threads to the io
+// thread. One drain task is posted per batch, not one per datagram, and the
+// queue is bounded in count and bytes.
+struct NatTQueue {
+  struct Item {
+    Bytes msg;
+    dp::Endpoint from, to;
+  };
+  std::mutex mu;
+  std::deque<Item> items;
+  size_t bytes = 0;
+  bool scheduled = false;
+  std::atomic<uint64_t> drops{0};
+};
+
 struct Runtime::Impl : Transport {
   boost::asio::io_context& io;
   dp::Dataplane& dp;
@@ -90,6 +108,7 @@ struct Runtime::Impl : Transport {
   bool owns_nat_t = false;
   bool stopped = false;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  std::shared_ptr<NatTQueue> natq = std::make_shared<NatTQueue>();
 
   Impl(boost::asio::io_context& i, dp::Dataplane& d, RuntimeOptions o)
       : io(i), dp(d), opts(std::move(o)), timer(i) {}
@@ -240,16 +259,35 @@ Expected<std::unique_ptr<Runtime>, std::string> Runtime::create(boost::asio::io_
     if (efd >= 0) I.events = std::make_unique<boost::asio::posix::stream_descriptor>(io, efd);
   }
   if (I.owns_nat_t) {
-    // Port 4500 arrives on a data-plane thread: copy and hand over.
-    dataplane.set_ike_receiver([&io, impl_ptr = &I, alive = I.alive](std::span<const uint8_t> msg,
-                                                                     const dp::Endpoint& from,
-                                                                     const dp::Endpoint& to) {
-      boost::asio::post(io, [impl_ptr, alive, m = Bytes(msg.begin(), msg.end()), from, to] {
-        if (!*alive || impl_ptr->stopped) return;
-        impl_ptr->daemon->receive(m, from, to);
-        impl_ptr->kick();
-      });
-    });
+    // Port 4500 arrives on a data-plane thread: copy into the bounded
+    // queue; the io thread drains it in batches.
+    dataplane.set_ike_receiver(
+        [&io, impl_ptr = &I, alive = I.alive, q = I.natq](
+            std::span<const uint8_t> msg, const dp::Endpoint& from, const dp::Endpoint& to) {
+          {
+            std::lock_guard lk(q->mu);
+            if (q->items.size() >= kNatTQueueMax || q->bytes + msg.size() > kNatTQueueBytes) {
+              q->drops.fetch_add(1, std::memory_order_relaxed);
+              return;
+            }
+            q->items.push_back({Bytes(msg.begin(), msg.end()), from, to});
+            q->bytes += msg.size();
+            if (q->scheduled) return;
+            q->scheduled = true;
+          }
+          boost::asio::post(io, [impl_ptr, alive, q] {
+            std::deque<NatTQueue::Item> batch;
+            {
+              std::lock_guard lk(q->mu);
+              batch.swap(q->items);
+              q->bytes = 0;
+              q->scheduled = false;
+            }
+            if (!*alive || impl_ptr->stopped) return;
+            for (const auto& it : batch) impl_ptr->daemon->receive(it.msg, it.from, it.to);
+            impl_ptr->kick();
+          });
+        });
   }
   I.read_loop(*I.s4, opts.port);
   if (I.s6) I.read_loop(*I.s6, opts.port);
@@ -262,6 +300,9 @@ Expected<std::unique_ptr<Runtime>, std::string> Runtime::create(boost::asio::io_
 Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Runtime::~Runtime() {
   stop();
+}
+uint64_t Runtime::nat_t_queue_drops() const {
+  return impl_->natq->drops.load(std::memory_order_relaxed);
 }
 Daemon& Runtime::daemon() {
   return *impl_->daemon;

@@ -14,6 +14,11 @@
 
 namespace xgw::ike {
 
+// The hand-over queue from data-plane threads: at most this many datagrams
+// and bytes wait for the io thread; more are dropped and counted.
+inline constexpr size_t kNatTQueueMax = 1024;
+inline constexpr size_t kNatTQueueBytes = 2u << 20;
+
 struct RuntimeOptions {
   uint16_t port = 500;
   bool ipv6 = true;
@@ -32,6 +37,10 @@ class Runtime {
   // Runs due timers now; call after changing connections.
   void kick();
   void stop();
+  // IKE datagrams from the data plane (port 4500) dropped because the
+  // hand-over queue to this thread was full (kNatTQueue*): a flood on 4500
+  // costs bounded memory, counted here.
+  uint64_t nat_t_queue_drops() const;
 
   struct Impl;
 

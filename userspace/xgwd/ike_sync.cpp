@@ -499,6 +499,9 @@ metrics::IkeSnapshot IkeSync::metrics_snapshot() {
   }
   s.half_open = d.half_open();
   s.cookies_sent = c.cookies_sent;
+  s.half_open_refused = c.half_open_refused;
+  s.unknown_peer = c.unknown_peer;
+  s.nat_t_queue_drops = rt_.nat_t_queue_drops();
   s.retransmits = c.retransmits;
   s.malformed = c.malformed + c.bad_spi + c.invalid_message_id + c.unsupported_critical;
   s.integrity_failures = c.integrity_failed;
