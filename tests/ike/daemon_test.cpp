@@ -582,6 +582,73 @@ TEST_P(IkePair, NarrowedSelectorsSplitIntoOneChildPerRelation) {
   expect_twinned(2);
 }
 
+// Issue 15 item 1: the responder narrows inside the relation (a /17 of our
+// /16). Accepted as what the peer allows: one CHILD_SA, policies narrowed,
+// never re-proposed (before: a new CHILD_SA per round trip, forever).
+TEST_P(IkePair, SubPrefixNarrowingIsAcceptedNotLooped) {
+  res_cfg().children[0].local_ts = {*net::Cidr::parse("10.2.0.0/17")};
+  res_cfg().children[0].remote_ts = {*net::Cidr::parse("10.1.0.0/17")};
+  if (!GetParam()) std::swap(res_cfg().children[0].local_ts, res_cfg().children[0].remote_ts);
+  ini_cfg().start_immediately = true;
+  connect();
+  net.run_for(30000, 500);
+  auto sas = ini().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  EXPECT_EQ(sas[0].children.size(), 1u);
+  EXPECT_EQ(ini().d->counters().child_established, 1u);
+  EXPECT_TRUE(st(ini()).up);
+  ASSERT_EQ(st(ini()).narrowed.size(), 1u);
+  EXPECT_NE(st(ini()).narrowed[0].find("/17"), std::string::npos) << st(ini()).narrowed[0];
+  // Outbound traffic enters the SA only within its selectors.
+  for (const auto& [id, p] : ini().dp->policies()) {
+    EXPECT_EQ(p.src.len, 17) << p.src.str();
+    EXPECT_EQ(p.dst.len, 17) << p.dst.str();
+  }
+  expect_twinned();
+}
+
+// Issue 15 item 2: the initiator proposes a /17 of the responder's /16;
+// the responder's SA is the /17 and so are its outbound policies.
+TEST_P(IkePair, ResponderPoliciesFollowTheNarrowedSa) {
+  ini_cfg().children[0].local_ts = {*net::Cidr::parse(GetParam() ? "10.1.0.0/17" : "10.2.0.0/17")};
+  ini_cfg().children[0].remote_ts = {*net::Cidr::parse(GetParam() ? "10.2.0.0/17" : "10.1.0.0/17")};
+  connect();
+  EXPECT_TRUE(st(res()).up);
+  auto sas = res().d->sas();
+  ASSERT_EQ(sas.size(), 1u);
+  ASSERT_EQ(sas[0].children.size(), 1u);
+  EXPECT_EQ(sas[0].children[0].remote_ts[0].substr(sas[0].children[0].remote_ts[0].size() - 3),
+            "/17");
+  const auto pol = res().dp->policies();
+  ASSERT_EQ(pol.size(), 1u);
+  EXPECT_EQ(pol.begin()->second.src.len, 17);
+  EXPECT_EQ(pol.begin()->second.dst.len, 17);
+  EXPECT_EQ(st(res()).narrowed.size(), 1u);
+}
+
+// Issue 15 item 3: a responder with a rule the initiator never asks for
+// negotiates it itself once the IKE SA is up (here the initiator has no
+// such rule and refuses it: the status names the relation without an SA).
+TEST_P(IkePair, ResponderNegotiatesRulesTheInitiatorLeftOut) {
+  ChildConfig second = res_cfg().children[0];
+  second.name = "rule2";
+  second.local_ts = {*net::Cidr::parse(GetParam() ? "10.3.0.0/16" : "10.4.0.0/16")};
+  res_cfg().children.push_back(second);
+  load();
+  ASSERT_TRUE(ini().d->initiate(ini_cfg().name).has_value());
+  net.pump();
+  EXPECT_EQ(res().d->counters().tx_by_exchange[2], 0u);  // not at once
+  net.run_for(5000, 100);
+  // The responder asked once for rule2 (CREATE_CHILD_SA) and was refused.
+  EXPECT_EQ(res().d->counters().tx_by_exchange[2], 1u);
+  const auto s = st(res());
+  EXPECT_EQ(s.state, "partial");
+  ASSERT_EQ(s.without_sa.size(), 1u);
+  EXPECT_EQ(s.without_sa[0].rfind("rule2 ", 0), 0u) << s.without_sa[0];
+  net.run_for(30000, 500);
+  EXPECT_EQ(res().d->counters().tx_by_exchange[2], 1u) << "re-proposed";
+}
+
 TEST_P(IkePair, AcquireStartsNegotiation) {
   load();
   EXPECT_TRUE(net.log.empty());

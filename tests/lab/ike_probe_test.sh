@@ -121,6 +121,82 @@ if want spoof; then
   ran=$((ran + 1))
 fi
 
+# --- narrowing (issue 15 items 1-3): peers configured unlike us -------------
+child_count() { ctl --json list-sas | jq "[.ike_sas[]? | select(.connection==\"$1\") | .children[]?] | length"; }
+ss_child_count() { ss_swanctl "$tmp/ss" --list-sas 2>/dev/null | grep -c "INSTALLED, TUNNEL" || true; }
+
+# xgw initiates its /24 relation; strongSwan allows only /25 of each side.
+if want narrow-init; then
+  site ni psk-ni aes-128 sha2-256 group14 aes-128-gcm-16 none true >"$tmp/site.yaml"
+  SS_LOCAL_TS=10.91.2.0/25 SS_REMOTE_TS=10.91.1.0/25 ss_conf ni psk-ni aes128-sha256-modp2048 \
+    aes128gcm16 none >"$tmp/ss.conf"
+  apply_both ni initiator
+  wait_up ni 20 || fail "narrow-init: tunnel not up"
+  sleep 8  # a loop would have made hundreds of CHILD_SAs by now
+  n=$(child_count ni)
+  sn=$(ss_child_count)
+  [ "$n" = 1 ] || fail "narrow-init: xgw has $n CHILD_SAs, want 1"
+  [ "$sn" = 1 ] || fail "narrow-init: strongSwan has $sn CHILD_SAs, want 1"
+  ts=$(ctl --json list-sas | jq -r '.ike_sas[] | select(.connection=="ni") | .children[0] | (.local_ts|join(",")) + "===" + (.remote_ts|join(","))')
+  [ "$ts" = "10.91.1.0/25===10.91.2.0/25" ] || fail "narrow-init: SA selectors $ts"
+  note=$(conn_json ni | jq -r '.vpn_connection.ts_narrowed[0] // empty')
+  [ -n "$note" ] || fail "narrow-init: the status does not say the peer narrowed: $(conn_json ni)"
+  ping_h2 3 || fail "narrow-init: ping inside the narrowed selectors"
+  echo "ok   - narrow-init: strongSwan narrowed /24 to /25: 1 CHILD_SA on each side after 8 s ($note)"
+  reset_conns ni
+  ran=$((ran + 1))
+fi
+
+# strongSwan initiates with /25 selectors inside xgw's /24: xgw's outbound
+# policy is the /25 too, so 10.91.1.200 -> h2 is not encrypted into the SA.
+if want narrow-resp; then
+  ip -n "$H1" addr add 10.91.1.200/24 dev "$ESP_LAB_HOST_IF" 2>/dev/null || true
+  site nr psk-nr aes-128 sha2-256 group14 aes-128-gcm-16 none false >"$tmp/site.yaml"
+  SS_LOCAL_TS=10.91.2.0/25 SS_REMOTE_TS=10.91.1.0/25 ss_conf nr psk-nr aes128-sha256-modp2048 \
+    aes128gcm16 start >"$tmp/ss.conf"
+  apply_both nr responder
+  wait_up nr 20 || fail "narrow-resp: tunnel not up"
+  ts=$(ctl --json list-sas | jq -r '.ike_sas[] | select(.connection=="nr") | .children[0] | (.local_ts|join(",")) + "===" + (.remote_ts|join(","))')
+  [ "$ts" = "10.91.1.0/25===10.91.2.0/25" ] || fail "narrow-resp: SA selectors $ts"
+  ping_h2 3 || fail "narrow-resp: ping inside the selectors"
+  ss_in0=$(ss_swanctl "$tmp/ss" --list-sas 2>/dev/null | sed -n 's/.*in .*, *\([0-9]*\) packets.*/\1/p' | head -n1)
+  ip netns exec "$H1" ping -c 3 -i 0.2 -W 1 -I 10.91.1.200 "$ESP_LAB_H2_IP" >/dev/null 2>&1 &&
+    fail "narrow-resp: 10.91.1.200 reached h2 although no SA covers it"
+  ss_in1=$(ss_swanctl "$tmp/ss" --list-sas 2>/dev/null | sed -n 's/.*in .*, *\([0-9]*\) packets.*/\1/p' | head -n1)
+  [ "${ss_in1:-0}" = "${ss_in0:-0}" ] ||
+    fail "narrow-resp: strongSwan received ${ss_in0:-0} -> ${ss_in1:-0} packets: xgw encrypted traffic outside the SA's selectors"
+  echo "ok   - narrow-resp: strongSwan's /25 accepted; 10.91.1.200 -> h2 not sent into the /25 SA (strongSwan in-packets ${ss_in0:-0} -> ${ss_in1:-0})"
+  ip -n "$H1" addr del 10.91.1.200/24 dev "$ESP_LAB_HOST_IF" 2>/dev/null || true
+  reset_conns nr
+  ran=$((ran + 1))
+fi
+
+# strongSwan puts 2x2 subnets in one CHILD_SA; xgw has them as two rules,
+# narrows the SA to the first and negotiates the second itself.
+if want narrow-2x2; then
+  ip -n "$G2" addr add 10.92.0.1/24 dev "$ESP_LAB_LAN_IF" 2>/dev/null || true
+  RULES="      - {source: 10.91.1.0/25, destination: [10.91.2.0/24]}
+      - {source: 10.91.1.128/25, destination: [10.92.0.0/24]}" \
+    site n22 psk-n22 aes-128 sha2-256 group14 aes-128-gcm-16 none false >"$tmp/site.yaml"
+  SS_LOCAL_TS=10.91.2.0/24,10.92.0.0/24 SS_REMOTE_TS=10.91.1.0/25,10.91.1.128/25 ss_conf n22 psk-n22 \
+    aes128-sha256-modp2048 aes128gcm16 start >"$tmp/ss.conf"
+  t0=$(date +%s%N)
+  apply_both n22 responder
+  wait_up n22 15 || fail "narrow-2x2: not up with both rules' CHILD_SAs"
+  took=$(( ($(date +%s%N) - t0) / 1000000 ))
+  n=$(child_count n22)
+  [ "$n" = 2 ] || fail "narrow-2x2: $n CHILD_SAs, want 2"
+  sn=$(ss_child_count)
+  [ "$sn" = 2 ] && ss_swanctl "$tmp/ss" --list-sas | grep -q "remote 10.91.1.128/25" ||
+    fail "narrow-2x2: strongSwan lacks rule2's CHILD_SA: $(ss_swanctl "$tmp/ss" --list-sas)"
+  [ -z "$(conn_json n22 | jq -r '.vpn_connection.relations_without_sa // empty')" ] ||
+    fail "narrow-2x2: relations without SA: $(conn_json n22)"
+  ping_h2 3 || fail "narrow-2x2: ping"
+  echo "ok   - narrow-2x2: strongSwan's 2x2 CHILD_SA narrowed to rule1, rule2 negotiated by xgw: up in $took ms, 2 CHILD_SAs"
+  reset_conns n22
+  ran=$((ran + 1))
+fi
+
 # --- failclosed: kill -9, restart, delete under ping; no plaintext leaves ------
 if want failclosed; then
   # A real gateway has a default route out of its WAN: the way plaintext

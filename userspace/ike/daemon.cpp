@@ -263,7 +263,10 @@ std::optional<ConnStatus> Daemon::status(const std::string& name) const {
   auto it = impl_->conns.find(name);
   if (it == impl_->conns.end()) return std::nullopt;
   ConnStatus st = it->second.st;
-  for (const auto& p : it->second.plans) st.tunnel_ids.push_back(p.tunnel_id);
+  for (const auto& p : it->second.plans) {
+    st.tunnel_ids.push_back(p.tunnel_id);
+    if (!p.narrowed.empty()) st.narrowed.push_back(p.name + ": " + p.narrowed);
+  }
   IkeSa* sa = impl_->current_sa(name);
   st.established_children = 0;
   if (!sa) {
@@ -274,7 +277,11 @@ std::optional<ConnStatus> Daemon::status(const std::string& name) const {
     st.up = false;
   } else {
     for (const auto& p : it->second.plans)
-      if (impl_->plan_has_child(*sa, p.tunnel_id)) ++st.established_children;
+      if (impl_->plan_has_child(*sa, p.tunnel_id))
+        ++st.established_children;
+      else
+        st.without_sa.push_back(p.name + " " + Impl::join(cidr_strs(p.local)) +
+                                "===" + Impl::join(cidr_strs(p.remote)));
     st.up = st.established_children == it->second.plans.size();
     st.state = st.up ? "established" : "partial";
   }

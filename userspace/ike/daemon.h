@@ -112,6 +112,11 @@ struct ConnStatus {
   // established connection and are counted apart (issue 15, item 8).
   std::map<Failure, uint64_t> unauthenticated_failures_total;
   std::vector<uint32_t> tunnel_ids;  // the data-plane tunnels (reqids) of its CHILD_SAs
+  // "child: peer narrowed A===B to C===D ..." for each narrowed plan.
+  std::vector<std::string> narrowed;
+  // "child local===remote" for each plan without a CHILD_SA while the IKE
+  // SA is established (what "partial" is missing).
+  std::vector<std::string> without_sa;
 };
 
 struct DaemonCounters {

@@ -142,11 +142,21 @@ inline IdPayload id_payload(const Identity& id) {
 
 // A CHILD_SA lineage: the relations one CHILD_SA carries, its data-plane
 // tunnel id (reqid) and the policies installed for it.
+// A responder waits this long after IKE_AUTH before negotiating the
+// CHILD_SAs the initiator did not ask for (it usually asks at once).
+inline constexpr uint64_t kResponderChildDelayMs = 2000;
+
 struct Plan {
   std::string name;
   std::vector<net::Cidr> local, remote;
   uint32_t tunnel_id = 0;
   std::vector<uint32_t> policy_ids;
+  // Split off a narrowed plan: one relation the peer dropped, proposed once
+  // on its own. A narrowing of it is final, never split again (no loop).
+  bool split = false;
+  // What the peer narrowed this plan to, for status and logs (empty: as
+  // configured).
+  std::string narrowed;
 };
 
 struct Conn {
@@ -283,6 +293,9 @@ struct IkeSa {
   bool dh_probe = false;
   bool rekeyed = false;       // superseded by a rekeyed IKE SA; children moved away
   uint32_t first_tunnel = 0;  // the plan the IKE_AUTH CHILD_SA negotiates
+  // Responder: when to negotiate the CHILD_SAs of plans the initiator did
+  // not ask for (0: not scheduled; once per IKE SA).
+  uint64_t missing_children_at = 0;
   std::string half_open_key;  // counted as half-open from this source (empty: not)
 
   // ---- IKEv1 (ikev1.cpp): SPIs are the cookies, `ni`/`nr` the phase-1
@@ -1070,9 +1083,9 @@ struct Daemon::Impl {
             {"nat", sa.nat_local || sa.nat_remote ? "yes" : "no"}});
   }
 
-  void queue_missing_children(IkeSa& sa) {
+  void queue_missing_children(IkeSa& sa, bool as_responder = false) {
     Conn* c = conn_of(sa);
-    if (!c || sa.state != IkeState::Established || !sa.initiator) return;
+    if (!c || sa.state != IkeState::Established || (!sa.initiator && !as_responder)) return;
     for (const auto& p : c->plans)
       if (!plan_has_child(sa, p.tunnel_id) &&
           !task_queued(sa, TaskKind::ChildCreate, p.tunnel_id, 0))
@@ -1214,7 +1227,7 @@ struct Daemon::Impl {
         sa.queue.push_front(Task{TaskKind::ChildDelete, 0, 0, {old->spi_in}});
       }
     } else if (Plan* plan = plan_of(*c, added.tunnel_id)) {
-      split_if_narrowed(sa, *c, *plan, added);
+      accept_narrowed(sa, *c, *plan, added.local, added.remote);
     }
     c->st.failure = Failure::None;
     c->st.failure_detail.clear();
@@ -1226,24 +1239,41 @@ struct Daemon::Impl {
     return s;
   }
 
-  // SPEC §5: when the peer accepts only part of a plan's relations, the
-  // rest become plans of their own, one CHILD_SA per relation.
-  void split_if_narrowed(IkeSa& sa, Conn& c, Plan& plan, const Child& got) {
+  // SPEC §5, RFC 7296 §2.9: a CHILD_SA narrowed by the peer (either role)
+  // is accepted as what the peer allows: the plan takes the negotiated
+  // selectors and its policies follow them, so outbound traffic enters the
+  // SA only if it matches them (RFC 4301 §4.4.1). Relations the peer
+  // dropped entirely (no accepted pair overlaps them) are split off once,
+  // one plan each, and negotiated from our side; a narrowing of a split
+  // plan is final. Nothing is ever re-proposed in a loop.
+  void accept_narrowed(IkeSa& sa, Conn& c, Plan& plan, const std::vector<net::Cidr>& got_local,
+                       const std::vector<net::Cidr>& got_remote) {
+    if (got_local == plan.local && got_remote == plan.remote) return;
     std::vector<std::pair<net::Cidr, net::Cidr>> rest;
-    for (const auto& l : plan.local)
-      for (const auto& r : plan.remote) {
-        bool covered = false;
-        for (const auto& gl : got.local)
-          for (const auto& gr : got.remote) covered |= gl.contains(l) && gr.contains(r);
-        if (!covered && l.family() == r.family()) rest.emplace_back(l, r);
-      }
-    if (rest.empty()) return;
+    if (!plan.split)
+      for (const auto& l : plan.local)
+        for (const auto& r : plan.remote) {
+          if (l.family() != r.family()) continue;
+          bool touched = false;
+          for (const auto& gl : got_local)
+            for (const auto& gr : got_remote) touched |= gl.overlaps(l) && gr.overlaps(r);
+          if (!touched) rest.emplace_back(l, r);
+        }
+    const std::string configured =
+        join(cidr_strs(plan.local)) + "===" + join(cidr_strs(plan.remote));
+    const std::string accepted = join(cidr_strs(got_local)) + "===" + join(cidr_strs(got_remote));
+    plan.narrowed = "peer narrowed " + configured + " to " + accepted;
+    if (!rest.empty())
+      plan.narrowed += "; " + std::to_string(rest.size()) + " relation(s) split off";
+    if (plan.split) plan.narrowed += " (final)";
     log_sa(spdlog::level::info, sa, "ike.ts_narrowed",
            {{"child", plan.name},
-            {"accepted", join(cidr_strs(got.local)) + "===" + join(cidr_strs(got.remote))},
-            {"split", rest.size()}});
-    plan.local = got.local;
-    plan.remote = got.remote;
+            {"configured", configured},
+            {"accepted", accepted},
+            {"split", rest.size()},
+            {"final", plan.split ? "yes" : "no"}});
+    plan.local = got_local;
+    plan.remote = got_remote;
     install_policies(plan, c.cfg.name);
     const std::string base = plan.name;
     for (size_t i = 0; i < rest.size(); ++i) {
@@ -1252,6 +1282,7 @@ struct Daemon::Impl {
       np.local = {rest[i].first};
       np.remote = {rest[i].second};
       np.tunnel_id = next_tunnel++;
+      np.split = true;
       install_policies(np, c.cfg.name);
       c.plans.push_back(std::move(np));
       sa.queue.push_back(Task{TaskKind::ChildCreate, c.plans.back().tunnel_id, 0, {}});
@@ -1502,6 +1533,9 @@ struct Daemon::Impl {
       auto child = respond_child(sa, *c, m, /*in_auth=*/true, sa.ni, sa.nr, nullptr, nullptr);
       ps.insert(ps.end(), child.begin(), child.end());
     }
+    // Plans the initiator leaves out get their CHILD_SAs from us, after a
+    // pause in which the initiator usually asks for them itself.
+    sa.missing_children_at = now() + kResponderChildDelayMs;
     send_response(sa, Exchange::IkeAuth, mid, ps);
   }
 
@@ -1616,7 +1650,10 @@ struct Daemon::Impl {
     }
     SaPayload chosen = esp_sa_payload({choice->algs}, ch.spi_in, !in_auth);
     chosen.proposals[0].number = choice->number;
+    const uint32_t tid = ch.tunnel_id;
     sa.children.push_back(std::move(ch));
+    if (!rekey_of)
+      if (Plan* mp = plan_of(c, tid)) accept_narrowed(sa, c, *mp, local, remote);
     c.st.failure = Failure::None;
     c.st.failure_detail.clear();
     std::vector<Payload> ps;
@@ -2313,6 +2350,10 @@ struct Daemon::Impl {
         }
       }
       if (sa->state != IkeState::Established || !c) continue;
+      if (sa->missing_children_at && due(sa->missing_children_at)) {
+        sa->missing_children_at = 0;
+        queue_missing_children(*sa, /*as_responder=*/true);
+      }
       if (!sa->rekeyed && due(sa->rekey_at) && !task_queued(*sa, TaskKind::IkeRekey, 0, 0)) {
         sa->rekey_at = 0;
         sa->queue.push_back(Task{TaskKind::IkeRekey, 0, 0, {}});

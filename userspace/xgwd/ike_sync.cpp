@@ -379,6 +379,13 @@ void IkeSync::overlay(Json& view) const {
         tj["failure_reason"] = ike::to_string(st->failure);
         tj["failure_detail"] = st->failure_detail;
       }
+      // What the peer narrowed, and which relations have no CHILD_SA.
+      if (!st->narrowed.empty()) tj["ts_narrowed"] = st->narrowed;
+      if (!st->without_sa.empty()) tj["relations_without_sa"] = st->without_sa;
+    }
+    if (t == 0) {
+      if (!st->narrowed.empty()) view["ts_narrowed"] = st->narrowed;
+      if (!st->without_sa.empty()) view["relations_without_sa"] = st->without_sa;
     }
     if (t == 0 && st->failure != ike::Failure::None) {
       view["failure_reason"] = ike::to_string(st->failure);
