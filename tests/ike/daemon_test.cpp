@@ -649,6 +649,62 @@ TEST_P(IkePair, ResponderNegotiatesRulesTheInitiatorLeftOut) {
   EXPECT_EQ(res().d->counters().tx_by_exchange[2], 1u) << "re-proposed";
 }
 
+// Issue 15 item 6: a peer that authenticates a second IKE SA for the same
+// connection and identity without INITIAL_CONTACT (here: another of its
+// connections to us, which sends none because an IKE SA with us exists)
+// replaces the older one, which is deleted with a Delete.
+TEST_P(IkePair, ANewIkeSaFromThePeerReplacesItsOlderOne) {
+  connect();
+  ASSERT_TRUE(st(res()).up);
+  ConnConfig again = ini_cfg();
+  again.name = "again";
+  ASSERT_TRUE(ini().d->upsert(again).has_value());
+  ASSERT_TRUE(ini().d->initiate("again").has_value());
+  net.pump();
+  net.run_for(2000, 100);
+  EXPECT_EQ(res().d->counters().duplicates_replaced, 1u);
+  EXPECT_EQ(res().d->sas().size(), 1u);
+  EXPECT_TRUE(st(res()).up);
+  EXPECT_TRUE(ini().d->status("again")->up);
+  EXPECT_FALSE(st(ini()).up);  // its IKE SA was deleted by the responder
+  // One CHILD_SA pair left on the responder, the new one.
+  size_t in = 0;
+  for (const auto& [k, sa] : res().dp->sas()) in += k.first == Direction::In;
+  EXPECT_EQ(in, 1u);
+}
+
+// Issue 15 item 5, RFC 7296 §2.21.4: a request for an IKE SA we do not
+// know (we restarted) from a configured peer is answered, unprotected, with
+// INVALID_IKE_SPI, and the connection is started; strangers get nothing.
+TEST_P(IkePair, RequestForAnUnknownIkeSaStartsTheConnection) {
+  connect();
+  Bytes req = net.log[2].data;  // an IKE_AUTH request (encrypted)
+  const dp::Endpoint from = net.log[2].from, to = net.log[2].to;
+  // The responder restarts: a new daemon at its address with the same
+  // configuration and no SAs.
+  SimNet fresh(SimNet::fast_options());
+  auto& peer = fresh.add_peer("peer", ini().addr.str());
+  auto& me = fresh.add_peer("me", res().addr.str());
+  ConnConfig mine = basic_conn(me, peer, true);
+  ASSERT_TRUE(me.d->upsert(mine).has_value());
+  fresh.queue.clear();
+  me.d->receive(req, from, to);
+  ASSERT_EQ(fresh.queue.size(), 2u);  // INVALID_IKE_SPI, then our IKE_SA_INIT
+  auto reply = parse_message(fresh.queue.front().data);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_TRUE(reply->header.is_response());
+  EXPECT_NE(reply->notify(Notify::InvalidIkeSpi), nullptr);
+  EXPECT_EQ(reply->header.message_id, 1u);
+  auto init = parse_header(fresh.queue.back().data);
+  ASSERT_TRUE(init.has_value());
+  EXPECT_EQ(init->exchange, Exchange::IkeSaInit);
+  EXPECT_EQ(me.d->counters().invalid_ike_spi_sent, 1u);
+  // From an address no connection is configured for: nothing.
+  fresh.queue.clear();
+  me.d->receive(req, dp::Endpoint{*net::IpAddr::parse("203.0.113.5"), 500}, to);
+  EXPECT_TRUE(fresh.queue.empty());
+}
+
 TEST_P(IkePair, AcquireStartsNegotiation) {
   load();
   EXPECT_TRUE(net.log.empty());

@@ -10,6 +10,10 @@
 #   spoof       six IKE_SA_INIT requests spoofed from the peer's address with
 #               a DH group xgw refuses, against an established tunnel: counted
 #               with authenticated="false"; the tunnel's status stays clean.
+#   narrow-*    peers narrowing selectors (docs/ike.md, "Peers configured
+#               unlike us").
+#   restart-responder  kill -9 of xgwd as responder while only the peer
+#               sends: traffic back within 10 s of the restart.
 #   failclosed  g1 has a default route out of its WAN (as a real gateway
 #               does). Under a ping from h1 to h2: kill -9 xgwd, restart it,
 #               then delete the connection. A capture on g2's WAN sees no
@@ -194,6 +198,35 @@ if want narrow-2x2; then
   ping_h2 3 || fail "narrow-2x2: ping"
   echo "ok   - narrow-2x2: strongSwan's 2x2 CHILD_SA narrowed to rule1, rule2 negotiated by xgw: up in $took ms, 2 CHILD_SAs"
   reset_conns n22
+  ran=$((ran + 1))
+fi
+
+# --- recovery (issue 15 item 5): xgw responder restarts, only the peer sends --
+if want restart-responder; then
+  site rr psk-rr aes-128 sha2-256 group14 aes-128-gcm-16 none false >"$tmp/site.yaml"
+  ss_conf rr psk-rr aes128-sha256-modp2048 aes128gcm16 start >"$tmp/ss.conf"
+  apply_both rr responder
+  wait_up rr 20 || fail "restart-responder: tunnel not up"
+  ip netns exec "$H2" ping -c 3 -i 0.2 -W 1 "$ESP_LAB_H1_IP" >/dev/null || fail "restart-responder: ping from h2"
+  sleep 1.5  # xgwd records the connection as up (once a second)
+  grep -qx rr "$tmp/state/ike-up" || fail "restart-responder: rr not recorded as up: $(cat "$tmp/state/ike-up" 2>&1)"
+  kill -KILL "$xgwd_pid"
+  wait "$xgwd_pid" 2>/dev/null || true
+  sleep 1
+  t0=$(date +%s%N)
+  start_xgwd
+  back=
+  for _ in $(seq 150); do
+    if ip netns exec "$H2" ping -c 1 -W 0.2 "$ESP_LAB_H1_IP" >/dev/null 2>&1; then
+      back=$(( ($(date +%s%N) - t0) / 1000000 ))
+      break
+    fi
+  done
+  [ -n "$back" ] || fail "restart-responder: traffic from the peer's side not back within 30 s"
+  [ "$back" -le 10000 ] || fail "restart-responder: traffic back after $back ms, goal 10000"
+  grep -q "event=ike.restore_initiate conn=rr" "$tmp/xgwd.log" || fail "restart-responder: no restore_initiate"
+  echo "ok   - restart-responder: kill -9 of xgwd (responder, start on traffic), only h2 sending: traffic back ${back} ms after the restart"
+  reset_conns rr
   ran=$((ran + 1))
 fi
 

@@ -53,6 +53,9 @@ struct ConnConfig {
   DpdConfig dpd;
   bool nat_t = true;
   bool start_immediately = true;  // else: on the data plane's acquire
+  // A new IKE SA the peer authenticates for this connection and identity
+  // replaces the older ones it initiated (strongSwan's uniqueids=yes).
+  bool unique_ids = true;
   // IKEv1 (RFC 2409) instead of IKEv2: main or aggressive mode for phase 1,
   // one quick mode per local x remote relation, and the DPD payload order
   // (RFC 3706 R-U-THERE: HASH then Notify, or Notify then HASH, SPEC §4).

@@ -139,6 +139,9 @@ struct DaemonCounters {
   uint64_t ike_established = 0, child_established = 0;
   uint64_t ike_rekeyed = 0, child_rekeyed = 0;
   uint64_t auth_failures = 0, dead_peers = 0;
+  uint64_t duplicates_replaced = 0;
+  uint64_t invalid_ike_spi_sent = 0;  // §2.21.4 answers to requests for unknown IKE SAs  // older
+                                      // IKE SAs replaced by a new one (unique_ids)
 };
 
 struct DaemonOptions {

@@ -345,6 +345,7 @@ struct Daemon::Impl {
   size_t half_open_total = 0;
   std::unordered_map<std::string, uint32_t> half_open_by_source;
   uint64_t unknown_peer_log_at = 0, unknown_peer_suppressed = 0;
+  uint64_t invalid_ike_spi_window = 0, invalid_ike_spi_sent = 0;
   std::mt19937_64 rng{std::random_device{}()};
   bool raw_esp = false;
 
@@ -531,6 +532,47 @@ struct Daemon::Impl {
     ++ctr.tx;
     ++ctr.tx_by_exchange[0];
     transport.send(to, from, out);
+  }
+
+  // §2.21.4: a request for an IKE SA we do not know, most likely because
+  // we restarted and lost it. Answered, unprotected, with INVALID_IKE_SPI
+  // (same SPIs and Message ID; at most 10 answers a second), but only to a
+  // configured peer; and when that peer's connection has no IKE SA, it is
+  // started (with INITIAL_CONTACT), so a peer that only sends gets its SAs
+  // back without waiting for its own DPD to give up.
+  void unknown_ike_spi(const Header& req, const dp::Endpoint& from, const dp::Endpoint& to) {
+    Conn* c = find_conn_by_addr(to.addr, from.addr);
+    if (!c) return;
+    const uint64_t t = now();
+    if (t >= invalid_ike_spi_window + 1000) {
+      invalid_ike_spi_window = t;
+      invalid_ike_spi_sent = 0;
+    }
+    if (++invalid_ike_spi_sent <= 10) {
+      Header h;
+      h.spi_i = req.spi_i;
+      h.spi_r = req.spi_r;
+      h.exchange = req.exchange;
+      h.message_id = req.message_id;
+      h.flags = kFlagResponse | (req.from_initiator() ? 0 : kFlagInitiator);
+      const std::vector<Payload> ps{make_notify(Notify::InvalidIkeSpi)};
+      Bytes chain = encode_chain(ps);
+      h.next = ps[0].type;
+      h.length = static_cast<uint32_t>(kHeaderSize + chain.size());
+      Bytes out;
+      encode_header(h, out);
+      out.insert(out.end(), chain.begin(), chain.end());
+      ++ctr.tx;
+      ++ctr.invalid_ike_spi_sent;
+      if (int i = exchange_index(static_cast<uint8_t>(h.exchange)); i >= 0) ++ctr.tx_by_exchange[i];
+      transport.send(to, from, out);
+    }
+    if (!current_sa(c->cfg.name)) {
+      log::info("ike.unknown_ike_spi", {{"conn", c->cfg.name},
+                                        {"remote", ep_str(from)},
+                                        {"action", "initiate with INITIAL_CONTACT"}});
+      start_initiate(*c, 0);
+    }
   }
 
   // ---- SA table
@@ -1002,7 +1044,13 @@ struct Daemon::Impl {
                                               {reinterpret_cast<const uint8_t*>(c->cfg.psk.data()),
                                                c->cfg.psk.size()},
                                               octets)}));
-    ps.push_back(make_notify(Notify::InitialContact));
+    // §2.4: INITIAL_CONTACT only when we hold no other IKE SA with the peer
+    // (it tells the peer to drop every older one).
+    bool other_sa = false;
+    for (const auto& [uid, o] : sas)
+      other_sa |= uid != sa.uid && o->remote.addr == sa.remote.addr &&
+                  o->state == IkeState::Established && !o->rekeyed;
+    if (!other_sa) ps.push_back(make_notify(Notify::InitialContact));
     if (Plan* plan = plan_of(*c, sa.first_tunnel)) {
       auto spi = dp.allocate_spi();
       if (!spi) return fail(sa, Failure::DataplaneError, "allocate SPI: " + spi.error());
@@ -1509,16 +1557,7 @@ struct Daemon::Impl {
     if (auth->method != AuthMethod::Psk || !ct_equal(want, auth->data))
       return reject(Failure::PskMismatch, "the peer's AUTH does not verify with our PSK", c);
     sa.peer_id = peer;
-    if (m.notify(Notify::InitialContact)) {
-      // §2.4: the peer restarted; its old IKE SAs with us are gone.
-      std::vector<uint64_t> old;
-      for (auto& [uid, other] : sas)
-        if (uid != sa.uid && other->conn == sa.conn && other->peer_id == peer) old.push_back(uid);
-      for (uint64_t u : old) {
-        log::info("ike.initial_contact", {{"conn", sa.conn}, {"ike_sa", u}});
-        destroy(u);
-      }
-    }
+    replace_older_sas(sa, *c, peer, m.notify(Notify::InitialContact) != nullptr);
     const IdPayload idr = id_payload(c->cfg.local_id);
     std::vector<Payload> ps;
     ps.push_back(make_payload(PayloadType::IDr, idr));
@@ -1537,6 +1576,35 @@ struct Daemon::Impl {
     // pause in which the initiator usually asks for them itself.
     sa.missing_children_at = now() + kResponderChildDelayMs;
     send_response(sa, Exchange::IkeAuth, mid, ps);
+  }
+
+  // A peer just authenticated a new IKE SA for connection `c`.
+  // With INITIAL_CONTACT (§2.4) it restarted: its older IKE SAs with us are
+  // gone, forgotten silently. Without it, uniqueness (ConnConfig::unique_ids,
+  // like strongSwan's uniqueids): the new IKE SA replaces the older ones the
+  // peer initiated for the same connection and identity, deleted with a
+  // Delete, so a peer that re-initiates leaves no parallel IKE SAs. Those we
+  // initiated stay (two sides initiating at once is settled elsewhere).
+  void replace_older_sas(IkeSa& sa, Conn& c, const Identity& peer, bool initial_contact) {
+    std::vector<uint64_t> old;
+    for (auto& [uid, other] : sas)
+      if (uid != sa.uid && other->conn == sa.conn && other->peer_id == peer && !other->rekeyed &&
+          (initial_contact ||
+           (c.cfg.unique_ids && !other->initiator && other->state == IkeState::Established)))
+        old.push_back(uid);
+    for (uint64_t u : old) {
+      if (initial_contact) {
+        log::info("ike.initial_contact", {{"conn", sa.conn}, {"ike_sa", u}});
+        destroy(u);
+        continue;
+      }
+      IkeSa* o = sa_by_uid(u);
+      log::info("ike.duplicate_replaced",
+                {{"conn", sa.conn}, {"old_ike_sa", u}, {"ike_sa", sa.uid}});
+      ++ctr.duplicates_replaced;
+      o->queue.push_back(Task{TaskKind::IkeDelete, 0, 0, {}});
+      run_queue(*o);
+    }
   }
 
   // The responder's half of a CHILD_SA; returns the payloads for the
@@ -2128,6 +2196,7 @@ struct Daemon::Impl {
     IkeSa* sa = it == by_spi.end() ? nullptr : sa_by_uid(it->second);
     if (!sa || sa->our_spi() != ours) {
       ++ctr.bad_spi;
+      if (!h->is_response()) unknown_ike_spi(*h, from, to);
       return;
     }
     if (h->exchange == Exchange::IkeSaInit) {

@@ -1,6 +1,10 @@
 #include "xgwd/ike_sync.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
 
 #include "common/log.h"
 
@@ -233,7 +237,48 @@ void IkeSync::sync_fail_closed() {
   tick();
 }
 
+void IkeSync::set_up_state_file(std::string path) {
+  up_state_file_ = std::move(path);
+  std::ifstream in(up_state_file_);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) up_saved_.insert(line);
+}
+
+void IkeSync::save_up_state() {
+  if (up_state_file_.empty() || !up_restored_) return;
+  std::set<std::string> want = up_saved_;
+  auto& d = rt_.daemon();
+  for (auto it = want.begin(); it != want.end();)
+    it = loaded_.count(*it) ? std::next(it) : want.erase(it);
+  for (const auto& [name, k] : loaded_) {
+    auto st = d.status(name);
+    if (st && st->up) {
+      want.insert(name);
+      up_this_run_.insert(name);
+    } else if (up_this_run_.count(name)) {
+      want.erase(name);  // went down in this run: not to be restored
+    }
+  }
+  if (want == up_saved_) return;
+  // Written whole and renamed, so a crash never leaves half a file.
+  const std::string tmp = up_state_file_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& n : want) out << n << "\n";
+    if (!out.flush()) {
+      log::warn("ike.up_state_failed", {{"path", tmp}});
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), up_state_file_.c_str()) != 0) {
+    log::warn("ike.up_state_failed", {{"path", up_state_file_}, {"error", std::strerror(errno)}});
+    return;
+  }
+  up_saved_ = std::move(want);
+}
+
 void IkeSync::tick() {
+  save_up_state();
   if (!rtnl_) return;
   const uint64_t now = steady_ms();
   for (auto it = fail_closed_.begin(); it != fail_closed_.end();) {
@@ -339,6 +384,15 @@ Expected<void, std::string> IkeSync::sync() {
   for (const auto& [id, v] : names_by_id_)
     for (const auto& n : v)
       tunnel_by_name_[n] = {id, n.ends_with("/standby") ? 1 : 0};  // tunnel_conn_name()
+  if (!up_restored_) {
+    // The first sync after a start: bring back what was up before.
+    up_restored_ = true;
+    for (const auto& name : up_saved_)
+      if (loaded_.count(name)) {
+        log::info("ike.restore_initiate", {{"conn", name}});
+        (void)rt_.daemon().initiate(name);
+      }
+  }
   rt_.kick();
   if (!errors.empty()) return unexpected(errors);
   return {};

@@ -50,13 +50,19 @@ class IkeSync {
   // Live state for Prometheus; ESP counters are accumulated here so they
   // stay monotonic when SAs, CHILD_SA lineages or connections are renewed.
   metrics::IkeSnapshot metrics_snapshot();
-  // Removes fail-closed routes whose drain time ended; call about once a
-  // second.
+  // Removes fail-closed routes whose drain time ended and records which
+  // connections are up; call about once a second.
   void tick();
+  // Where the names of the connections that are up are kept across
+  // restarts (one per line). A restarted xgwd initiates those, with
+  // INITIAL_CONTACT, whatever their start setting, so a peer that only
+  // sends traffic gets its SAs back at once (issue 15, item 5).
+  void set_up_state_file(std::string path);
 
  private:
   void sync_routes();
   void sync_fail_closed();
+  void save_up_state();
   bool open_rtnl();
 
   store::Store& store_;
@@ -74,6 +80,10 @@ class IkeSync {
   };
   std::map<std::string, FailClosed> fail_closed_;  // by prefix text
   bool fail_closed_adopted_ = false;               // the kernel's leftovers were read once
+  std::string up_state_file_;
+  std::set<std::string> up_saved_;     // as in the file
+  std::set<std::string> up_this_run_;  // went up since this xgwd started
+  bool up_restored_ = false;
   std::set<std::string> warned_;
   struct Labels {
     std::string gateway, connection, role;

@@ -309,6 +309,7 @@ int main(int argc, char** argv) {
     const bool userspace = esp_dp->capabilities().backend == "userspace";
     if (!userspace) ikc.install_routes = false;
     ike_sync = std::make_unique<xgwd::IkeSync>(**store, *ike_rt, *esp_dp, ikc);
+    ike_sync->set_up_state_file(cfg->state_dir + "/ike-up");
     cp.set_connection_overlay([&ike_sync](control::Json& v) { ike_sync->overlay(v); });
     cp.set_sa_provider([&ike_sync] { return ike_sync->sas_json(); });
     boost::asio::post(io, [&ike_sync, &sa_bridge] {
