@@ -50,6 +50,22 @@ wait_metric() {  # regex min
   echo "$v"
 }
 
+# Starts xgwd (in this shell: it sets xgwd_pid), then pings from namespace
+# $1 to $2 (0.2 s each, at most $3 tries); sets `back` to the ms from the
+# start to the first reply, or to nothing.
+restart_until_ping() {  # ns dst tries
+  local t0
+  t0=$(date +%s%N)
+  start_xgwd
+  back=
+  for _ in $(seq "$3"); do
+    if ip netns exec "$1" ping -c 1 -W 0.2 "$2" >/dev/null 2>&1; then
+      back=$(( ($(date +%s%N) - t0) / 1000000 ))
+      return 0
+    fi
+  done
+}
+
 two_conns() {  # the real peer's connection and a decoy elsewhere
   cat <<YAML
 vpn_gateways:
@@ -213,15 +229,7 @@ if want restart-responder; then
   kill -KILL "$xgwd_pid"
   wait "$xgwd_pid" 2>/dev/null || true
   sleep 1
-  t0=$(date +%s%N)
-  start_xgwd
-  back=
-  for _ in $(seq 150); do
-    if ip netns exec "$H2" ping -c 1 -W 0.2 "$ESP_LAB_H1_IP" >/dev/null 2>&1; then
-      back=$(( ($(date +%s%N) - t0) / 1000000 ))
-      break
-    fi
-  done
+  restart_until_ping "$H2" "$ESP_LAB_H1_IP" 150
   [ -n "$back" ] || fail "restart-responder: traffic from the peer's side not back within 30 s"
   [ "$back" -le 10000 ] || fail "restart-responder: traffic back after $back ms, goal 10000"
   grep -q "event=ike.restore_initiate conn=rr" "$tmp/xgwd.log" || fail "restart-responder: no restore_initiate"
@@ -256,16 +264,7 @@ if want failclosed; then
   wait "$xgwd_pid" 2>/dev/null || true
   sleep 2  # xgwd down: the TAP device and its routes are gone
   [ -n "$(fc_route)" ] || fail "failclosed: the fail-closed route died with xgwd"
-  t0=$(date +%s%N)
-  start_xgwd
-  # Back when a ping from h1 crosses the tunnel again.
-  back=
-  for _ in $(seq 300); do
-    if ip netns exec "$H1" ping -c 1 -W 0.2 "$ESP_LAB_H2_IP" >/dev/null 2>&1; then
-      back=$(( ($(date +%s%N) - t0) / 1000000 ))
-      break
-    fi
-  done
+  restart_until_ping "$H1" "$ESP_LAB_H2_IP" 300
   [ -n "$back" ] || fail "failclosed: no traffic across the tunnel after the restart"
   # The connection is deleted under the same ping: the route holds for the
   # drain time, then goes.
