@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "control/codec.h"
 
@@ -133,6 +134,76 @@ TEST_F(StoreTest, RefusesANewerSchema) {
   auto s = Store::open(path_);
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("newer"), std::string::npos);
+}
+
+// Issue 16: damaged state is refused with a clear reason, never taken for a
+// new database (a 0-byte file used to open as an empty one: every object
+// gone), and each good start keeps a copy to restore from.
+TEST_F(StoreTest, RefusesAZeroByteFileAndKeepsIt) {
+  { std::ofstream(path_, std::ios::trunc); }
+  auto s = Store::open(path_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("empty (0 bytes)"), std::string::npos) << s.error().message;
+  EXPECT_EQ(fs::file_size(path_), 0u);
+}
+
+TEST_F(StoreTest, RefusesADirectory) {
+  fs::create_directories(path_);
+  auto s = Store::open(path_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("is a directory"), std::string::npos) << s.error().message;
+}
+
+TEST_F(StoreTest, RefusesAMissingTable) {
+  ASSERT_TRUE(Store::open(path_));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE dataplane_index", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::open(path_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("lacks table dataplane_index"), std::string::npos)
+      << s.error().message;
+}
+
+TEST_F(StoreTest, RefusesAnOverwrittenPageAndKeepsTheLastGoodCopy) {
+  {
+    auto s = Store::open(path_);
+    ASSERT_TRUE(s);
+    auto txn = (*s)->begin_write();
+    ASSERT_TRUE((*s)->insert_gateway(gw("g1")));
+    ASSERT_TRUE(txn->commit());
+  }
+  // Reopened once more so that the copy holds g1 (copies are taken at open).
+  ASSERT_TRUE(Store::open(path_));
+  const std::string good = path_ + ".last-good";
+  ASSERT_TRUE(fs::exists(good));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const auto size = fs::file_size(path_);
+  ASSERT_GE(size, 3u * 4096);
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(2 * 4096);
+    std::string junk(4096, '\0');
+    for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>((i * 131 + 7) & 0xff);
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto s = Store::open(path_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find(path_), std::string::npos) << s.error().message;
+  // The copy opens and has the object.
+  auto g = Store::open(good);
+  ASSERT_TRUE(g) << g.error().message;
+  auto gws = (*g)->gateways();
+  ASSERT_TRUE(gws);
+  ASSERT_EQ(gws->size(), 1u);
+  EXPECT_EQ((*gws)[0].id, "g1");
 }
 
 TEST_F(StoreTest, UsesWalAndForeignKeys) {

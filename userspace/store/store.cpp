@@ -3,6 +3,9 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <cstdio>
+
+#include "common/log.h"
 #include "control/codec.h"
 
 namespace xgw::store {
@@ -195,7 +198,25 @@ int Store::latest_schema_version() {
   return static_cast<int>(std::size(kMigrations));
 }
 
+// The tables the schema has once migrated; a database claiming the latest
+// version without one of them is damaged.
+constexpr const char* kTables[] = {"vpn_gateways", "customer_gateways", "vpn_connections",
+                                   "dataplane_index"};
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  // Damaged state is refused, never taken for a new database (issue 16):
+  // SQLite opens a 0-byte file as an empty database, so every object
+  // would silently be gone.
+  struct stat fst {};
+  if (::stat(path.c_str(), &fst) == 0) {
+    if (S_ISDIR(fst.st_mode))
+      return unexpected(StoreError{"open " + path + ": is a directory", SQLITE_CANTOPEN});
+    if (fst.st_size == 0)
+      return unexpected(StoreError{"database " + path +
+                                       " is empty (0 bytes), not a new database: restore it from " +
+                                       path + ".last-good, or remove it to start with no objects",
+                                   SQLITE_CORRUPT});
+  }
   sqlite3* db = nullptr;
   const mode_t old = umask(077);  // the store holds PSKs
   const int rc = sqlite3_open_v2(
@@ -214,8 +235,61 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
       !r) {
     return unexpected(r.error());
   }
+  if (auto r = s->check(path); !r) return unexpected(r.error());
   if (auto r = s->migrate(); !r) return unexpected(r.error());
+  if (auto r = s->check_tables(path); !r) return unexpected(r.error());
+  s->keep_last_good(path);
   return s;
+}
+
+// PRAGMA quick_check (sqlite.org/pragma.html#pragma_quick_check): page
+// and record structure, without the index cross-checks of integrity_check.
+Result<void> Store::check(const std::string& path) {
+  Stmt st(db_, "PRAGMA quick_check");
+  if (!st.ok()) return unexpected(db_error(db_, "check " + path));
+  const int rc = st.step();
+  if (rc != SQLITE_ROW) return unexpected(db_error(db_, "check " + path));
+  const std::string first = st.text(0);
+  if (first != "ok")
+    return unexpected(StoreError{"database " + path + " is damaged (quick_check: " + first +
+                                     "); restore it from " + path + ".last-good",
+                                 SQLITE_CORRUPT});
+  return {};
+}
+
+Result<void> Store::check_tables(const std::string& path) {
+  for (const char* t : kTables) {
+    Stmt st(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+    st.bind(1, std::string(t));
+    if (st.step() != SQLITE_ROW)
+      return unexpected(StoreError{"database " + path + " lacks table " + t +
+                                       " at schema version " +
+                                       std::to_string(latest_schema_version()) +
+                                       ": damaged; restore it from " + path + ".last-good",
+                                   SQLITE_CORRUPT});
+  }
+  return {};
+}
+
+// A copy of the database as it was at the last start that passed the
+// checks, through SQLite's online backup (a consistent snapshot).
+void Store::keep_last_good(const std::string& path) {
+  const std::string copy = path + ".last-good";
+  const std::string tmp = copy + ".tmp";
+  sqlite3* out = nullptr;
+  const mode_t old = umask(077);
+  int rc = sqlite3_open_v2(tmp.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  umask(old);
+  if (rc == SQLITE_OK) {
+    sqlite3_backup* b = sqlite3_backup_init(out, "main", db_, "main");
+    rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(out);
+    if (b) sqlite3_backup_finish(b);
+  }
+  sqlite3_close(out);
+  if (rc != SQLITE_DONE || std::rename(tmp.c_str(), copy.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    log::warn("store.last_good_failed", {{"path", copy}, {"code", rc}});
+  }
 }
 
 Store::~Store() {

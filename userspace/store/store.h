@@ -27,7 +27,10 @@ using Result = Expected<T, StoreError>;
 
 class Store {
  public:
-  // Opens (creating if needed, mode 0600) and migrates the database.
+  // Opens (creating if needed, mode 0600) and migrates the database. A
+  // damaged one is refused with a one-line reason, never treated as new: a
+  // 0-byte file, a directory, a failed `PRAGMA quick_check`, a missing
+  // table. Each good start leaves a copy in <path>.last-good.
   static Result<std::unique_ptr<Store>> open(const std::string& path);
   ~Store();
   Store(const Store&) = delete;
@@ -88,6 +91,9 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Result<void> migrate();
+  Result<void> check(const std::string& path);
+  Result<void> check_tables(const std::string& path);
+  void keep_last_good(const std::string& path);
   Result<std::vector<control::VpnConnection>> query_connections(const char* where,
                                                                 const std::string& arg);
   sqlite3* db_;

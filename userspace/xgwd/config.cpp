@@ -1,6 +1,7 @@
 #include "xgwd/config.h"
 
 #include <spdlog/common.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -227,6 +228,9 @@ std::string ike_backend(const Config& cfg) {
 }
 
 Expected<Config, std::string> load_config_file(const std::string& path, Config base) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return unexpected("config: " + path + " is a directory, not a file");
   std::ifstream f(path);
   if (!f) return unexpected("config: cannot read " + path);
   std::stringstream ss;
