@@ -1,8 +1,13 @@
 // /metrics of a real xgwd (no data plane): the object families, every
 // configured tunnel exported, promtool's lint clean, no secrets.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <vector>
 
 #include "tests/api/xgwd_process.h"
 
@@ -87,6 +92,39 @@ TEST(Metrics, ObjectsAreExportedAndLintClean) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(body.find("connection=\"c1\""), std::string::npos) << body;
+}
+
+// Issue 16: idle connections to the metrics port (never sending a request)
+// must not stall scrapes. With prometheus-cpp's one-thread exposer one of
+// them stalled /metrics for 29.5 s; now the API's asynchronous server
+// serves it. 50 idle connections, then scrapes, each answered at once.
+TEST(Metrics, IdleConnectionsDoNotStallScrapes) {
+  XgwdProcess d;
+  ASSERT_EQ(d.metrics().status, 200);
+  std::string addr = d.metrics_addr();
+  const auto colon = addr.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(colon + 1))));
+  ASSERT_EQ(::inet_pton(AF_INET, addr.substr(0, colon).c_str(), &sa.sin_addr), 1);
+  std::vector<int> idle;
+  for (int i = 0; i < 50; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    idle.push_back(fd);
+  }
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto m = d.metrics();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    EXPECT_EQ(m.status, 200);
+    EXPECT_NE(m.body.find("xgw_build_info"), std::string::npos);
+    EXPECT_LT(ms, 2000) << "scrape " << i << " took " << ms << " ms with 50 idle connections";
+  }
+  for (int fd : idle) ::close(fd);
 }
 
 }  // namespace

@@ -150,9 +150,14 @@ class XgwdProcess {
 
   const fs::path& dir() const { return dir_; }
   // GET on the metrics address (no token: Prometheus scrapes without one).
-  HttpResult metrics() {
+  // "host:port" of the metrics listener.
+  std::string metrics_addr() const {
     std::string addr = read_file(dir_ / "metrics.addr");
     while (!addr.empty() && addr.back() == '\n') addr.pop_back();
+    return addr;
+  }
+  HttpResult metrics() {
+    const std::string addr = metrics_addr();
     const auto colon = addr.rfind(':');
     return send(addr.substr(0, colon), addr.substr(colon + 1), "GET", "/metrics", "", "", "");
   }

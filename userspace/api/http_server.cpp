@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 
 #include <array>
+#include <atomic>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -26,6 +28,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   const Router& router;
   HttpServerOptions opts;
   tcp::acceptor acceptor;
+  asio::steady_timer retry{io};
+  std::atomic<size_t> sessions{0};
+  uint64_t accept_errors = 0;
 
   bool authorized(std::string_view header) const {
     constexpr std::string_view kBearer = "Bearer ";
@@ -37,19 +42,48 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io),
-                          [self = shared_from_this()](beast::error_code ec, tcp::socket sock) {
-                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
-                              return;
-                            if (!ec) std::make_shared<Session>(std::move(sock), self)->read();
-                            self->accept();
-                          });
+    acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec,
+                                                                             tcp::socket sock) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+      if (ec) {
+        // Out of descriptors (EMFILE/ENFILE) or memory: the pending
+        // connection stays queued, so accepting again at once would spin
+        // a core. Back off, then try again; log once per 100 errors.
+        if (self->accept_errors++ % 100 == 0)
+          log::warn("api.accept_failed", {{"error", ec.message()}, {"count", self->accept_errors}});
+        self->retry.expires_after(std::chrono::milliseconds(100));
+        self->retry.async_wait([self](beast::error_code e) {
+          if (!e && self->acceptor.is_open()) self->accept();
+        });
+        return;
+      }
+      if (self->sessions.load() >= self->opts.max_connections) {
+        // Over the cap: a canned 503 without reading the request, then
+        // close, so the client learns at once instead of hanging.
+        static const std::string k503 =
+            "HTTP/1.1 503 Service Unavailable\r\nServer: xgwd\r\nConnection: close\r\n"
+            "Content-Type: application/json\r\nContent-Length: 64\r\n\r\n"
+            "{\"error\":{\"code\":\"Busy\",\"message\":\"too many open connections\"}}\n";
+        auto s = std::make_shared<tcp::socket>(std::move(sock));
+        asio::async_write(*s, asio::buffer(k503), [s](beast::error_code, size_t) {
+          beast::error_code ignored;
+          s->shutdown(tcp::socket::shutdown_both, ignored);
+          s->close(ignored);
+        });
+      } else {
+        std::make_shared<Session>(std::move(sock), self)->read();
+      }
+      self->accept();
+    });
   }
 
   class Session : public std::enable_shared_from_this<Session> {
    public:
     Session(tcp::socket s, std::shared_ptr<Impl> srv)
-        : stream_(std::move(s)), srv_(std::move(srv)) {}
+        : stream_(std::move(s)), srv_(std::move(srv)) {
+      ++srv_->sessions;
+    }
+    ~Session() { --srv_->sessions; }
 
     void read() {
       parser_.emplace();
@@ -90,8 +124,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         r.content_type = std::string(it->value());
       const bool keep = req.keep_alive();
       auto auth = req.find(http::field::authorization);
-      if (auth == req.end() ||
-          !srv_->authorized(std::string_view(auth->value().data(), auth->value().size()))) {
+      if (srv_->opts.require_token &&
+          (auth == req.end() ||
+           !srv_->authorized(std::string_view(auth->value().data(), auth->value().size())))) {
         auto resp = json_error(401, "Unauthorized", "missing or wrong bearer token");
         resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"xgw\"");
         return reply(r.method, r.path, std::move(resp), keep);
@@ -113,9 +148,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start_)
                           .count();
-      log::event(
-          resp.status >= 500 ? spdlog::level::err : spdlog::level::info, "api.request",
-          {{"method", method}, {"path", path}, {"status", resp.status}, {"duration_us", us}});
+      if (srv_->opts.log_requests || resp.status >= 400)
+        log::event(
+            resp.status >= 500 ? spdlog::level::err : spdlog::level::info, "api.request",
+            {{"method", method}, {"path", path}, {"status", resp.status}, {"duration_us", us}});
       http::async_write(stream_, *res,
                         [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
                           if (ec || !keep) return self->close();
@@ -182,6 +218,7 @@ Expected<tcp::endpoint, SysError> HttpServer::listen(const std::string& host, ui
 void HttpServer::stop() {
   beast::error_code ec;
   if (impl_ && impl_->acceptor.is_open()) impl_->acceptor.close(ec);
+  if (impl_) impl_->retry.cancel();
 }
 
 void HttpServer::set_token(std::string token) {

@@ -19,6 +19,10 @@ struct HttpServerOptions {
   std::string token;  // required bearer token
   size_t body_limit = 1 << 20;
   std::chrono::seconds read_timeout{30};
+  bool require_token = true;  // false: no Authorization needed (/metrics)
+  // Open connections beyond this are closed as soon as accepted.
+  size_t max_connections = 1024;
+  bool log_requests = true;  // one api.request line per request
 };
 
 class HttpServer {

@@ -3,7 +3,8 @@
 // metrics to the same process.
 #include <fcntl.h>
 #include <openssl/rand.h>
-#include <prometheus/exposer.h>
+#include <prometheus/text_serializer.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,6 +85,15 @@ Expected<std::string, std::string> load_token(const xgwd::Config& cfg) {
 }
 
 }  // namespace
+
+// Connections each HTTP listener keeps open: at most 1024, and at most a
+// quarter of the descriptor limit, so that idle clients cannot take the
+// descriptors the data plane, IKE and the store need.
+size_t connection_cap() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1024;
+  return std::clamp<size_t>(static_cast<size_t>(rl.rlim_cur) / 4, 8, 1024);
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"xgwd - the xgw VPN gateway daemon"};
@@ -367,19 +377,40 @@ int main(int argc, char** argv) {
     };
     boost::asio::post(io, [&] { publish_ike({}); });
   }
-  std::unique_ptr<prometheus::Exposer> exposer;
+  // /metrics is served by the same asynchronous HTTP server as the API
+  // (without its token; Prometheus scrapes unauthenticated): an idle or
+  // slow connection holds no thread, so it never stalls a scrape (with
+  // prometheus-cpp's one-thread exposer one idle connection stalled
+  // scrapes for 29.5 s).
+  api::Router metrics_router;
+  metrics_router.add(
+      "GET", "/metrics", [exporter](const api::PathParams&, const api::HttpRequest&) {
+        api::HttpResponse r;
+        r.body = prometheus::TextSerializer().Serialize(exporter->Collect());
+        r.headers.emplace_back("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        return r;
+      });
+  std::unique_ptr<api::HttpServer> metrics_server;
   if (cfg->metrics_listen != "off") {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(cfg->metrics_listen, 1);
-    } catch (const std::exception& e) {
-      log::error("metrics.listen", {{"address", cfg->metrics_listen}, {"error", e.what()}});
+    const auto mhp = api::parse_host_port(cfg->metrics_listen);
+    if (!mhp) {
+      log::error("metrics.listen", {{"address", cfg->metrics_listen}, {"error", mhp.error()}});
       return 1;
     }
-    exposer->RegisterCollectable(exporter);
-    const auto ports = exposer->GetListeningPorts();
-    const auto mhp = api::parse_host_port(cfg->metrics_listen);
-    const std::string maddr = (mhp ? mhp->first : std::string("?")) + ":" +
-                              (ports.empty() ? std::string("?") : std::to_string(ports[0]));
+    api::HttpServerOptions mo;
+    mo.require_token = false;
+    mo.log_requests = false;
+    mo.body_limit = 4096;
+    mo.read_timeout = std::chrono::seconds(10);
+    mo.max_connections = connection_cap() / 4 + 1;
+    metrics_server = std::make_unique<api::HttpServer>(io, metrics_router, mo);
+    auto mep = metrics_server->listen(mhp->first, mhp->second);
+    if (!mep) {
+      log::error("metrics.listen",
+                 {{"address", cfg->metrics_listen}, {"error", mep.error().message()}});
+      return 1;
+    }
+    const std::string maddr = mhp->first + ":" + std::to_string(mep->port());
     if (auto r = write_file_atomic(cfg->state_dir + "/metrics.addr", maddr + "\n", 0644); !r) {
       log::error("metrics.addr_file", {{"error", r.error().message()}});
       return 1;
@@ -418,7 +449,12 @@ int main(int argc, char** argv) {
   });
 
   api::Router router = api::make_rest_api(cp);
-  api::HttpServer server(io, router, {*token, api::kMaxBodyBytes, std::chrono::seconds(30)});
+  api::HttpServerOptions ao;
+  ao.token = *token;
+  ao.body_limit = api::kMaxBodyBytes;
+  ao.read_timeout = std::chrono::seconds(30);
+  ao.max_connections = connection_cap();
+  api::HttpServer server(io, router, ao);
   auto ep = server.listen(hp->first, hp->second);
   if (!ep) {
     log::error("api.listen", {{"error", ep.error().message()}});
@@ -470,6 +506,7 @@ int main(int argc, char** argv) {
     }
     log::info("xgwd.stopping", {{"signal", sig}});
     server.stop();
+    if (metrics_server) metrics_server->stop();
     if (ike_rt) ike_rt->stop();
     ike_metrics_timer.cancel();
     event_timer.cancel();
