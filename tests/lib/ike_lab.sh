@@ -91,6 +91,14 @@ xdp_gw_traffic() {  # field [gw_idx]
   bpftool -j map lookup pinned "$XDP_PIN/xgw_gw_stats" key "${2:-0}" 0 0 0 |
     jq "[.formatted.values[].value.traffic.$1] | add"
 }
+# /metrics of the running xgwd; metric_value REGEX: the value of the first
+# line matching the extended regex, as an integer (0 when none matches).
+xgwd_metrics() { in_g1 curl -s --max-time 5 "http://$(cat "$tmp/state/metrics.addr")/metrics"; }
+metric_value() {
+  local v
+  v=$(xgwd_metrics | grep -E "$1" | awk '{print $2}' | head -n1)
+  printf '%.0f' "${v:-0}"
+}
 start_xgwd() {
   rm -f "$tmp/state/api.addr"
   # nsenter execs xgwd, so $! is xgwd itself (a shell function run in the

@@ -60,10 +60,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (self->sessions.load() >= self->opts.max_connections) {
         // Over the cap: a canned 503 without reading the request, then
         // close, so the client learns at once instead of hanging.
-        static const std::string k503 =
-            "HTTP/1.1 503 Service Unavailable\r\nServer: xgwd\r\nConnection: close\r\n"
-            "Content-Type: application/json\r\nContent-Length: 64\r\n\r\n"
-            "{\"error\":{\"code\":\"Busy\",\"message\":\"too many open connections\"}}\n";
+        static const std::string k503 = [] {
+          const std::string body =
+              "{\"error\":{\"code\":\"Busy\",\"message\":\"too many open connections\"}}\n";
+          return "HTTP/1.1 503 Service Unavailable\r\nServer: xgwd\r\nConnection: close\r\n"
+                 "Content-Type: application/json\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\n\r\n" + body;
+        }();
         auto s = std::make_shared<tcp::socket>(std::move(sock));
         asio::async_write(*s, asio::buffer(k503), [s](beast::error_code, size_t) {
           beast::error_code ignored;

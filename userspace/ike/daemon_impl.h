@@ -515,6 +515,19 @@ struct Daemon::Impl {
 
   // An unprotected reply to an IKE_SA_INIT request we keep no state for
   // (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN: §1.2, §2.6).
+  // An unprotected message (header and plain payloads) back to `from`.
+  void send_plain(Header h, const std::vector<Payload>& payloads, const dp::Endpoint& from,
+                  const dp::Endpoint& to) {
+    Bytes chain = encode_chain(payloads);
+    h.next = payloads.empty() ? PayloadType::None : payloads[0].type;
+    h.length = static_cast<uint32_t>(kHeaderSize + chain.size());
+    Bytes out;
+    encode_header(h, out);
+    out.insert(out.end(), chain.begin(), chain.end());
+    ++ctr.tx;
+    if (int i = exchange_index(static_cast<uint8_t>(h.exchange)); i >= 0) ++ctr.tx_by_exchange[i];
+    transport.send(to, from, out);
+  }
   void reply_plain(const Header& req, const dp::Endpoint& from, const dp::Endpoint& to,
                    std::vector<Payload> payloads) {
     Header h;
@@ -523,15 +536,7 @@ struct Daemon::Impl {
     h.exchange = req.exchange;
     h.message_id = req.message_id;
     h.flags = kFlagResponse;
-    Bytes chain = encode_chain(payloads);
-    h.next = payloads.empty() ? PayloadType::None : payloads[0].type;
-    h.length = static_cast<uint32_t>(kHeaderSize + chain.size());
-    Bytes out;
-    encode_header(h, out);
-    out.insert(out.end(), chain.begin(), chain.end());
-    ++ctr.tx;
-    ++ctr.tx_by_exchange[0];
-    transport.send(to, from, out);
+    send_plain(h, payloads, from, to);
   }
 
   // §2.21.4: a request for an IKE SA we do not know, most likely because
@@ -555,17 +560,8 @@ struct Daemon::Impl {
       h.exchange = req.exchange;
       h.message_id = req.message_id;
       h.flags = kFlagResponse | (req.from_initiator() ? 0 : kFlagInitiator);
-      const std::vector<Payload> ps{make_notify(Notify::InvalidIkeSpi)};
-      Bytes chain = encode_chain(ps);
-      h.next = ps[0].type;
-      h.length = static_cast<uint32_t>(kHeaderSize + chain.size());
-      Bytes out;
-      encode_header(h, out);
-      out.insert(out.end(), chain.begin(), chain.end());
-      ++ctr.tx;
       ++ctr.invalid_ike_spi_sent;
-      if (int i = exchange_index(static_cast<uint8_t>(h.exchange)); i >= 0) ++ctr.tx_by_exchange[i];
-      transport.send(to, from, out);
+      send_plain(h, {make_notify(Notify::InvalidIkeSpi)}, from, to);
     }
     if (!current_sa(c->cfg.name)) {
       log::info("ike.unknown_ike_spi", {{"conn", c->cfg.name},
